@@ -1,0 +1,177 @@
+"""Every error incident_flow raises on purpose.
+
+All of them subclass :class:`IncidentFlowError`, so one ``except`` catches anything the library
+refuses. Each class's docstring says when it is raised. Errors about bad input also subclass the
+fitting built-in (``ValueError``, ``TypeError``, ``LookupError``) so generic handlers keep working.
+A refused or failed command never writes anything: the store is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from incident_flow.requirements import Requirement
+
+__all__ = [
+    "ConcurrencyConflict",
+    "CorruptEventError",
+    "DuplicateIncidentError",
+    "IncidentFlowError",
+    "InvalidActorError",
+    "InvalidFieldError",
+    "InvalidSeverityError",
+    "InvalidTimestampError",
+    "MinorIssueError",
+    "PluginError",
+    "ProcessDefinitionError",
+    "SchemaVersionError",
+    "StoreError",
+    "TimeWentBackwardsError",
+    "TransitionRefused",
+    "UnknownChecklistItemError",
+    "UnknownEventTypeError",
+    "UnknownIncidentError",
+    "UnknownPhaseError",
+    "UnknownRoleError",
+    "ValidationError",
+]
+
+
+class IncidentFlowError(Exception):
+    """Base class of every error raised by incident_flow."""
+
+
+class ValidationError(IncidentFlowError, ValueError):
+    """An argument of a public call is malformed; nothing was written.
+
+    ``field`` names the argument at fault.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidFieldError(ValidationError):
+    """A text or flag argument is empty, too long or of the wrong kind (an empty title, say)."""
+
+
+class InvalidActorError(ValidationError, TypeError):
+    """The ``by=`` of a command is not a non-empty string naming a person."""
+
+
+class InvalidSeverityError(ValidationError):
+    """A severity is not one the incident process knows (``critical`` or ``major``)."""
+
+
+class MinorIssueError(InvalidSeverityError):
+    """A minor (severity 2) issue was declared or an incident was downgraded to minor.
+
+    The handbook keeps minor issues out of the incident process: they go through the usual
+    support and feedback processes instead.
+    """
+
+
+class InvalidTimestampError(ValidationError):
+    """An ``at=`` is naive (no timezone), not a datetime, or later than the clock's now."""
+
+
+class TimeWentBackwardsError(InvalidTimestampError):
+    """An ``at=`` is earlier than the incident's latest event: its time never goes back."""
+
+
+class UnknownRoleError(ValidationError, LookupError):
+    """A role name is not one of the process's roles."""
+
+
+class UnknownChecklistItemError(ValidationError, LookupError):
+    """A checklist item name is not on the incident's post-mortem checklist."""
+
+
+class UnknownPhaseError(ValidationError, LookupError):
+    """A phase name is not one of the process's phases (or status-page phases, for a post)."""
+
+
+class UnknownIncidentError(IncidentFlowError, LookupError):
+    """No incident with this id exists in the store."""
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(
+            f"no incident with id {incident_id!r}; list incidents with flow.list() "
+            "or `incident-flow list`"
+        )
+        self.incident_id = incident_id
+
+
+class DuplicateIncidentError(IncidentFlowError):
+    """An incident is declared with an id that is already taken."""
+
+
+class TransitionRefused(IncidentFlowError):
+    """A command is not allowed now; ``unmet`` lists every requirement that is not met.
+
+    Nothing was written. Each entry of ``unmet`` is a
+    :class:`~incident_flow.requirements.Requirement` with a stable ``name``, a ``reason`` a
+    person can act on and the ``handbook_ref`` it comes from. The same list is available without
+    trying, from :meth:`IncidentFlow.requirements <incident_flow.IncidentFlow.requirements>`.
+    """
+
+    def __init__(
+        self, incident_id: str, action: str, phase: str, unmet: Sequence[Requirement]
+    ) -> None:
+        self.incident_id = incident_id
+        self.action = action
+        self.phase = phase
+        self.unmet: tuple[Requirement, ...] = tuple(unmet)
+        reasons = "; ".join(f"{r.name}: {r.reason}" for r in self.unmet)
+        super().__init__(f"{action} refused for {incident_id} (phase {phase}): {reasons}")
+
+
+class ConcurrencyConflict(IncidentFlowError):
+    """Someone else appended to the incident first.
+
+    Raised by a store when ``expected_version`` is stale. :class:`IncidentFlow` retries a command on
+    the new state a few times (re-checking every guard) before it lets this through.
+    """
+
+    def __init__(self, incident_id: str, expected_version: int, actual_version: int) -> None:
+        super().__init__(
+            f"incident {incident_id} is at version {actual_version}, not {expected_version}: "
+            "another writer committed first; reload it and decide again"
+        )
+        self.incident_id = incident_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class ProcessDefinitionError(IncidentFlowError, ValueError):
+    """A process is malformed: an unknown or unreachable phase, a transition out of a terminal
+    phase, a guard that does not exist, a duplicate name. Raised when the process is built."""
+
+
+class StoreError(IncidentFlowError):
+    """The store cannot be read or written as asked (for example a database that is not ours)."""
+
+
+class CorruptEventError(StoreError):
+    """A stored event cannot be decoded; ``incident_id`` and ``version`` say which one."""
+
+    def __init__(self, message: str, *, incident_id: str | None = None, version: int | None = None):
+        where = f" (incident {incident_id}, version {version})" if incident_id is not None else ""
+        super().__init__(message + where)
+        self.incident_id = incident_id
+        self.version = version
+
+
+class UnknownEventTypeError(CorruptEventError):
+    """A stored event names a type this version of incident_flow does not know."""
+
+
+class SchemaVersionError(CorruptEventError):
+    """A stored event was written by a newer schema than this version of incident_flow reads."""
+
+
+class PluginError(IncidentFlowError):
+    """A plugin cannot be registered: it misspells a hook, or two plugins share one name."""

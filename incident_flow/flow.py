@@ -1,0 +1,546 @@
+"""`IncidentFlow`: the commands of the incident process.
+
+Every command goes one way: validate its arguments → load the incident's events and fold them →
+let the process decide (guards, plus plugins' requirements) → append the new events and their
+outbox rows in one transaction → hand the deliveries to the plugins in the background → return
+the new incident. A refused or invalid command raises before anything is written.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from incident_flow.clock import Clock, SystemClock, ensure_utc
+from incident_flow.delivery import InProcessDelivery
+from incident_flow.errors import (
+    ConcurrencyConflict,
+    DuplicateIncidentError,
+    InvalidActorError,
+    InvalidFieldError,
+    InvalidTimestampError,
+    TimeWentBackwardsError,
+    TransitionRefused,
+    UnknownChecklistItemError,
+    ValidationError,
+)
+from incident_flow.events import (
+    ChecklistItemCompleted,
+    ChecklistItemWaived,
+    Event,
+    FalsePositiveMarked,
+    IncidentDeclared,
+    OwnershipAcknowledged,
+    PhaseChanged,
+    ReleasePaused,
+    ReleaseResumed,
+    RoleAssigned,
+    RollbackRecorded,
+    SeverityChanged,
+    StatusUpdatePosted,
+    WarningRecorded,
+    fold,
+)
+from incident_flow.model import Incident, Severity
+from incident_flow.plugins import PluginLoadFailure, PluginRegistry
+from incident_flow.process import HANDBOOK, Decision, Process
+from incident_flow.requirements import Context, Requirement
+from incident_flow.store.base import Delivery, DeliveryStatus, Store
+from incident_flow.store.memory import MemoryStore
+
+__all__ = ["IncidentFlow"]
+
+logger = logging.getLogger("incident_flow")
+
+MAX_TITLE = 200
+MAX_TEXT = 10_000
+CONFLICT_RETRIES = 8
+
+# What each built-in action records besides the phase change; the payload was validated already.
+_EventSpec = tuple[type[Event], dict[str, Any]]
+_Effect = Callable[[Incident, Mapping[str, Any]], list[_EventSpec]]
+_EFFECTS: dict[str, _Effect] = {
+    "assign": lambda inc, p: [(RoleAssigned, {"role": p["role"], "person": p["person"]})],
+    "acknowledge": lambda inc, p: [(OwnershipAcknowledged, {})],
+    "record_rollback": lambda inc, p: [
+        (RollbackRecorded, {"outcome": p["outcome"], "succeeded": p["succeeded"]})
+    ],
+    "pause_release": lambda inc, p: [(ReleasePaused, {"release": p["release"]})],
+    "resume_release": lambda inc, p: [(ReleaseResumed, {"release": p["release"]})],
+    "post_status_update": lambda inc, p: [
+        (StatusUpdatePosted, {"text": p["text"], "status_phase": p["phase"]})
+    ],
+    "change_severity": lambda inc, p: [
+        (SeverityChanged, {"severity": p["severity"], "previous": inc.severity})
+    ],
+    "mark_false_positive": lambda inc, p: [(FalsePositiveMarked, {"reason": p["reason"]})],
+    "complete_item": lambda inc, p: [(ChecklistItemCompleted, {"item": p["item"]})],
+    "waive_item": lambda inc, p: [
+        (ChecklistItemWaived, {"item": p["item"], "reason": p["reason"]})
+    ],
+}
+
+
+def _text(value: object, field: str, *, limit: int = MAX_TEXT, empty_ok: bool = False) -> str:
+    if not isinstance(value, str):
+        raise InvalidFieldError(
+            f"{field} must be a string, not {type(value).__name__}", field=field
+        )
+    text = value.strip()
+    if not text and not empty_ok:
+        raise InvalidFieldError(f"{field} must not be empty", field=field)
+    if len(text) > limit:
+        raise InvalidFieldError(
+            f"{field} is {len(text)} characters; the limit is {limit}", field=field
+        )
+    return text
+
+
+def _actor(value: object, field: str = "by") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidActorError(
+            f"{field} must be a non-empty string naming a person, not {value!r}", field=field
+        )
+    return value.strip()
+
+
+class IncidentFlow:
+    """The incident process over a store, with plugins notified of every change.
+
+    Args:
+        process: the process to follow; the handbook's by default.
+        store: where events live; a fresh :class:`~incident_flow.store.MemoryStore` by default.
+        plugins: plugin objects or modules to register besides the entry points.
+        clock: where the time comes from; the system clock (UTC) by default.
+        entry_points: load plugins from the ``incident_flow`` entry-point group.
+
+    A flow is thread-safe. Shut it down (or use it as a context manager) to let queued deliveries
+    finish and stop the delivery threads; the store is closed with it.
+    """
+
+    def __init__(
+        self,
+        *,
+        process: Process = HANDBOOK,
+        store: Store | None = None,
+        plugins: Iterable[object] = (),
+        clock: Clock | None = None,
+        entry_points: bool = True,
+    ) -> None:
+        self.process = process
+        self.store: Store = store if store is not None else MemoryStore()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.plugins = PluginRegistry(plugins, entry_points=entry_points)
+        self._delivery = InProcessDelivery(self.store, self.clock)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> IncidentFlow:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Let queued deliveries finish (up to ``timeout`` per plugin), then close the store."""
+        self._delivery.close(timeout)
+        self.store.close()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every delivery queued so far was attempted; False if ``timeout`` ran out."""
+        return self._delivery.drain(timeout)
+
+    @property
+    def plugin_failures(self) -> list[PluginLoadFailure]:
+        """Entry-point plugins that could not be loaded, and why."""
+        return list(self.plugins.failures)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def get(self, incident_id: str) -> Incident:
+        """The incident as of its latest event.
+
+        Raises:
+            UnknownIncidentError: no such incident.
+        """
+        incident = fold(self.store.load(self._id(incident_id)))
+        assert incident is not None  # a stored incident has at least its declaration
+        return incident
+
+    def history(self, incident_id: str) -> list[Event]:
+        """Every event of the incident, oldest first."""
+        return self.store.load(self._id(incident_id))
+
+    def list(self, *, phase: str | None = None) -> builtins.list[Incident]:
+        """All incidents, or those in ``phase``, oldest declaration first."""
+        if phase is not None:
+            phase = self.process.phase(phase).name
+        return [self.get(incident_id) for incident_id in self.store.incident_ids(phase=phase)]
+
+    def deliveries(
+        self, *, status: DeliveryStatus | str | None = None, plugin: str | None = None
+    ) -> builtins.list[Delivery]:
+        """Outbox rows: which event went (or failed to go) to which plugin."""
+        return self.store.deliveries(
+            status=DeliveryStatus(status) if status is not None else None, plugin=plugin
+        )
+
+    def requirements(
+        self, incident_id: str, action: str, *, by: str | None = None, **payload: Any
+    ) -> builtins.list[Requirement]:
+        """Every requirement of ``action`` not met now; empty when it would be allowed.
+
+        Asks the same guards a command does, without trying it. ``by`` defaults to the incident
+        lead (or the reporter); ``payload`` holds the command's arguments (``item=``,
+        ``release=``, ``role=``/``person=``) where a guard depends on them; guards that depend on
+        an argument that is not given are not asked.
+        """
+        incident = self.get(incident_id)
+        actor = by if by is not None else (incident.lead or incident.roles.get("reporter", ""))
+        context = Context(action, actor, self.clock.now(), payload)
+        return list(self._decide(incident, context).unmet)
+
+    def available_actions(self, incident_id: str, *, by: str | None = None) -> builtins.list[str]:
+        """The actions that would be allowed now, in process order (see :meth:`requirements`)."""
+        incident = self.get(incident_id)
+        actor = by if by is not None else (incident.lead or incident.roles.get("reporter", ""))
+        now = self.clock.now()
+        return [
+            action
+            for action in self.process.actions_in(incident.phase)
+            if self._decide(incident, Context(action, actor, now)).allowed
+        ]
+
+    def who_is_on_call(self, schedule: str | None = None) -> str | None:
+        """Ask the plugins who is on call for ``schedule`` (``/genie whoisoncall``)."""
+        return self.plugins.who_is_on_call(schedule, self.clock.now())
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def declare(
+        self,
+        title: str,
+        *,
+        severity: Severity | str,
+        customer_impact: bool,
+        by: str,
+        description: str = "",
+        incident_id: str | None = None,
+        at: datetime | None = None,
+    ) -> Incident:
+        """Start an incident in the process's first phase; ``by`` becomes its reporter.
+
+        Raises:
+            MinorIssueError: ``severity`` is minor; those go through the support process.
+            DuplicateIncidentError: ``incident_id`` is taken.
+        """
+        title = _text(title, "title", limit=MAX_TITLE)
+        description = _text(description, "description", empty_ok=True)
+        level = Severity.parse(severity)
+        if not isinstance(customer_impact, bool):
+            raise InvalidFieldError(
+                "customer_impact must be True or False", field="customer_impact"
+            )
+        actor = _actor(by)
+        given_id = incident_id is not None
+        new_id = self._id(incident_id) if given_id else f"inc-{uuid.uuid4().hex[:12]}"
+        now = self.clock.now()
+        moment = now if at is None else self._past_or_present(at, now)
+        event = IncidentDeclared(
+            incident_id=new_id,
+            version=1,
+            at=moment,
+            actor=actor,
+            title=title,
+            description=description,
+            severity=level,
+            customer_impact=customer_impact,
+            phase=self.process.initial,
+            checklist=tuple((item.name, item.required) for item in self.process.checklist),
+        )
+        incident = event.apply(None)
+        try:
+            self._commit(None, [event], [incident])
+        except ConcurrencyConflict as conflict:
+            raise DuplicateIncidentError(f"incident id {new_id!r} is already taken") from conflict
+        return incident
+
+    def assign(
+        self, incident_id: str, role: str, person: str, *, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Give ``role`` to ``person`` (replacing whoever had it).
+
+        Records a warning when the lead and the messenger of a customer-impacting incident are
+        one person, and when a resolution owner is picked before any rollback was tried.
+        """
+        payload = {"role": self.process.check_role(role), "person": _actor(person, "person")}
+        return self._run(incident_id, "assign", by, at, payload)
+
+    def acknowledge(self, incident_id: str, *, by: str, at: datetime | None = None) -> Incident:
+        """The Incident Lead acknowledges ownership ("I'm on it")."""
+        return self._run(incident_id, "acknowledge", by, at, {})
+
+    def triage(self, incident_id: str, *, by: str, at: datetime | None = None) -> Incident:
+        """Mark the incident triaged."""
+        return self.transition(incident_id, "triage", by=by, at=at)
+
+    def start_mitigation(
+        self, incident_id: str, *, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Start mitigating (needs a lead who acknowledged; a messenger if customers are hit)."""
+        return self.transition(incident_id, "start_mitigation", by=by, at=at)
+
+    def record_rollback(
+        self,
+        incident_id: str,
+        *,
+        by: str,
+        outcome: str,
+        succeeded: bool | None = None,
+        at: datetime | None = None,
+    ) -> Incident:
+        """Record an attempt to roll back to a known good state (the handbook's first move)."""
+        if succeeded is not None and not isinstance(succeeded, bool):
+            raise InvalidFieldError("succeeded must be True, False or None", field="succeeded")
+        payload = {"outcome": _text(outcome, "outcome"), "succeeded": succeeded}
+        return self._run(incident_id, "record_rollback", by, at, payload)
+
+    def pause_release(
+        self, incident_id: str, *, release: str, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Pause ``release`` because of this incident."""
+        payload = {"release": _text(release, "release", limit=MAX_TITLE)}
+        return self._run(incident_id, "pause_release", by, at, payload)
+
+    def resume_release(
+        self, incident_id: str, *, release: str, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Let a release paused by this incident go ahead."""
+        payload = {"release": _text(release, "release", limit=MAX_TITLE)}
+        return self._run(incident_id, "resume_release", by, at, payload)
+
+    def post_status_update(
+        self, incident_id: str, text: str, *, phase: str, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Post a status-page update for customers, with its status phase (``identified``…)."""
+        payload = {"text": _text(text, "text"), "phase": self.process.check_status_phase(phase)}
+        return self._run(incident_id, "post_status_update", by, at, payload)
+
+    def change_severity(
+        self, incident_id: str, severity: Severity | str, *, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Raise or lower the severity (never to minor: that leaves the process)."""
+        return self._run(
+            incident_id, "change_severity", by, at, {"severity": Severity.parse(severity)}
+        )
+
+    def resolve(self, incident_id: str, *, by: str, at: datetime | None = None) -> Incident:
+        """Mark the incident resolved."""
+        return self.transition(incident_id, "resolve", by=by, at=at)
+
+    def reopen(self, incident_id: str, *, by: str, at: datetime | None = None) -> Incident:
+        """Go back to mitigating: the resolution did not hold."""
+        return self.transition(incident_id, "reopen", by=by, at=at)
+
+    def mark_false_positive(
+        self, incident_id: str, *, reason: str, by: str, at: datetime | None = None
+    ) -> Incident:
+        """There was no incident after all. It stays on record, with ``reason``."""
+        payload = {"reason": _text(reason, "reason")}
+        return self._run(incident_id, "mark_false_positive", by, at, payload)
+
+    def start_postmortem(
+        self, incident_id: str, *, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Begin the post-mortem checklist."""
+        return self.transition(incident_id, "start_postmortem", by=by, at=at)
+
+    def complete_item(
+        self, incident_id: str, item: str, *, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Mark a post-mortem checklist item done."""
+        return self._run(incident_id, "complete_item", by, at, {"item": item}, check_item=True)
+
+    def waive_item(
+        self, incident_id: str, item: str, *, reason: str, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Skip a post-mortem checklist item, for ``reason``."""
+        payload = {"item": item, "reason": _text(reason, "reason")}
+        return self._run(incident_id, "waive_item", by, at, payload, check_item=True)
+
+    def close(self, incident_id: str, *, by: str, at: datetime | None = None) -> Incident:
+        """Close the incident (needs every required post-mortem checklist item done or waived).
+
+        To release the flow's own resources, use :meth:`shutdown`.
+        """
+        return self.transition(incident_id, "close", by=by, at=at)
+
+    def transition(
+        self, incident_id: str, action: str, *, by: str, at: datetime | None = None
+    ) -> Incident:
+        """Run an action that takes no arguments, such as a phase a team added (``monitor``).
+
+        Raises:
+            ValidationError: ``action`` needs arguments; call its own method instead.
+        """
+        if action in _EFFECTS and action != "acknowledge":
+            raise ValidationError(
+                f"{action} takes arguments; call flow.{action}(...) instead", field="action"
+            )
+        return self._run(incident_id, action, by, at, {})
+
+    # -- the path of one command ----------------------------------------------------------------
+
+    def _run(
+        self,
+        incident_id: str,
+        action: str,
+        by: object,
+        at: datetime | None,
+        payload: dict[str, Any],
+        *,
+        check_item: bool = False,
+    ) -> Incident:
+        incident_id = self._id(incident_id)
+        actor = _actor(by)
+        for _attempt in range(CONFLICT_RETRIES):
+            events = self.store.load(incident_id)
+            incident = fold(events)
+            assert incident is not None
+            if check_item and incident.item(payload["item"]) is None:
+                names = ", ".join(item.name for item in incident.checklist) or "none"
+                raise UnknownChecklistItemError(
+                    f"no checklist item {payload['item']!r} on {incident_id}; items: {names}",
+                    field="item",
+                )
+            moment = self._moment(incident, at)
+            context = Context(action, actor, moment, payload)
+            decision = self._decide(incident, context)
+            if not decision.allowed:
+                raise TransitionRefused(incident_id, action, incident.phase, decision.unmet)
+            new_events = self._events_for(incident, decision, context)
+            steps: builtins.list[Incident] = []
+            current = incident
+            for event in new_events:
+                current = event.apply(current)
+                steps.append(current)
+            try:
+                self._commit(incident, new_events, steps)
+            except ConcurrencyConflict:
+                continue  # someone else wrote first: decide again on the new state
+            return current
+        actual = self.store.version(incident_id)
+        raise ConcurrencyConflict(incident_id, actual - 1, actual)
+
+    def _decide(self, incident: Incident, context: Context) -> Decision:
+        decision = self.process.decide(incident, context)
+        if decision.unmet and decision.unmet[0].name == "phase":
+            return decision
+        extra = self.plugins.requirements(incident, context.action, context)
+        if extra:
+            return Decision(
+                decision.action,
+                decision.source,
+                decision.dest,
+                (*decision.unmet, *extra),
+                decision.warnings,
+            )
+        return decision
+
+    def _events_for(
+        self, incident: Incident, decision: Decision, context: Context
+    ) -> builtins.list[Event]:
+        effect = _EFFECTS.get(decision.action)
+        specs = effect(incident, context.payload) if effect is not None else []
+        if decision.dest is not None and decision.dest != incident.phase:
+            dest = self.process.phase(decision.dest)
+            specs.append(
+                (
+                    PhaseChanged,
+                    {
+                        "action": decision.action,
+                        "source": incident.phase,
+                        "dest": dest.name,
+                        "resolves": self.process.is_active(incident.phase) and not dest.active,
+                        "closes": dest.terminal,
+                    },
+                )
+            )
+        for warning in decision.warnings:
+            specs.append(
+                (
+                    WarningRecorded,
+                    {
+                        "name": warning.name,
+                        "reason": warning.reason,
+                        "handbook_ref": warning.handbook_ref,
+                    },
+                )
+            )
+        return [
+            cls(
+                incident_id=incident.id,
+                version=incident.version + offset,
+                at=context.at,
+                actor=context.actor,
+                **fields,
+            )
+            for offset, (cls, fields) in enumerate(specs, start=1)
+        ]
+
+    def _commit(
+        self, before: Incident | None, events: Sequence[Event], steps: Sequence[Incident]
+    ) -> None:
+        notifiers = self.plugins.notifiers
+        deliveries = [
+            Delivery(event.incident_id, event.version, notifier.plugin)
+            for event in events
+            for notifier in notifiers
+        ]
+        self.store.append(
+            events[0].incident_id,
+            before.version if before is not None else 0,
+            events,
+            phase=steps[-1].phase,
+            deliveries=deliveries,
+        )
+        if deliveries:
+            self._delivery.submit(notifiers, deliveries, list(zip(events, steps, strict=True)))
+
+    # -- argument checks ------------------------------------------------------------------------
+
+    @staticmethod
+    def _id(incident_id: object) -> str:
+        if not isinstance(incident_id, str) or not incident_id.strip():
+            raise InvalidFieldError(
+                f"incident_id must be a non-empty string, not {incident_id!r}", field="incident_id"
+            )
+        return incident_id.strip()
+
+    def _past_or_present(self, at: object, now: datetime) -> datetime:
+        moment = ensure_utc(at)
+        if moment > now:
+            raise InvalidTimestampError(
+                f"at={moment.isoformat()} is in the future (now is {now.isoformat()}); "
+                "commands record what happened, so leave at= out for now",
+                field="at",
+            )
+        return moment
+
+    def _moment(self, incident: Incident, at: datetime | None) -> datetime:
+        now = self.clock.now()
+        if at is None:
+            # Never before the last event, even if this host's clock is behind another's.
+            return max(now, incident.updated_at)
+        moment = self._past_or_present(at, now)
+        if moment < incident.updated_at:
+            raise TimeWentBackwardsError(
+                f"at={moment.isoformat()} is before the incident's last event "
+                f"({incident.updated_at.isoformat()}); enter a timeline in order",
+                field="at",
+            )
+        return moment

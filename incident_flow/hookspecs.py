@@ -1,0 +1,85 @@
+"""The hooks a plugin can implement. Every hook is named ``incident_flow_<moment>``.
+
+Mark implementations with :data:`hookimpl`. An implementation may accept fewer arguments than
+the spec lists, so new arguments never break an existing plugin. Each hook is documented, with an
+example, in ``docs/hooks.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from incident_flow.events import Event
+    from incident_flow.model import Incident
+    from incident_flow.requirements import Context, Requirement
+
+__all__ = [
+    "hookimpl",
+    "hookspec",
+    "incident_flow_event",
+    "incident_flow_requirements",
+    "incident_flow_who_is_on_call",
+]
+
+PROJECT_NAME = "incident_flow"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+"""Marks a hook specification (used by incident_flow itself)."""
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a plugin's hook implementation: ``@hookimpl def incident_flow_event(event): ...``."""
+
+
+@hookspec
+def incident_flow_event(event: Event, incident: Incident, key: str) -> None:
+    """Notification: ``event`` was committed; ``incident`` is the incident right after it.
+
+    Fires once per event per plugin, after the command's transaction committed, never before and
+    never for a refused command. Calls for one plugin and one incident come in version order.
+    Each plugin is called on its own, away from the caller of the command: a slow plugin delays
+    only itself, and a raise is recorded against that delivery (see
+    :meth:`IncidentFlow.deliveries <incident_flow.IncidentFlow.deliveries>`) without reaching the
+    caller or any other plugin.
+
+    :param event: the committed event (an instance of a class of :mod:`incident_flow.events`).
+    :param incident: the incident as of ``event.version``.
+    :param key: an idempotency key, the same on every redelivery of this event to this plugin.
+    :return: ignored.
+    """
+
+
+@hookspec
+def incident_flow_requirements(
+    incident: Incident, action: str, context: Context
+) -> Iterable[Requirement] | None:
+    """Policy: add requirements of your own to an action, before it is decided.
+
+    Called for every command and for every ``requirements``/``available_actions`` question, after
+    the process's own guards are checked. Return the requirements that are *not* met (an empty
+    iterable or None when all are). They are reported together with the process's own, and any
+    of them refuses the command. Must be fast and free of side effects. A raise refuses nothing:
+    it fails the command with :class:`~incident_flow.errors.PluginError`, writing nothing.
+
+    :param incident: the incident before the action.
+    :param action: the action's name, such as ``"resolve"``.
+    :param context: the actor, the time and the command's arguments (``context.payload``).
+    :return: the unmet requirements, or None.
+    """
+
+
+@hookspec(firstresult=True)
+def incident_flow_who_is_on_call(schedule: str | None, at: datetime) -> str | None:
+    """Provider: who is on call for ``schedule`` at ``at``? The first non-None answer wins.
+
+    Asked by :meth:`IncidentFlow.who_is_on_call <incident_flow.IncidentFlow.who_is_on_call>`
+    (the handbook's ``/genie whoisoncall``). A raise reaches the caller of that method.
+
+    :param schedule: the schedule or team to ask about, or None for the default one.
+    :param at: the moment asked about (aware, UTC).
+    :return: the person on call (a name or e-mail), or None to let another plugin answer.
+    """

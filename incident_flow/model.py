@@ -1,0 +1,192 @@
+"""The incident and its parts: frozen records, rebuilt from the event log.
+
+An :class:`Incident` is never edited: each event's ``apply`` returns a new one (see
+:mod:`incident_flow.events`). Phases and roles are plain strings so a team's process can add its
+own; :class:`Phase` and :class:`Role` name the handbook's and compare equal to those strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+
+import attrs
+
+from incident_flow.errors import InvalidSeverityError, MinorIssueError
+
+__all__ = [
+    "ChecklistItem",
+    "Incident",
+    "ItemState",
+    "Phase",
+    "Role",
+    "Rollback",
+    "Severity",
+    "StatusUpdate",
+    "Warning",
+]
+
+SUPPORT_PROCESS_HINT = (
+    "minor (severity 2) issues do not use the incident process; send them through the usual "
+    "support and feedback processes (handbook: Severity levels)"
+)
+
+
+class Severity(enum.StrEnum):
+    """How bad it is: the handbook's two levels that warrant an incident (both SLA severity 1)."""
+
+    CRITICAL = "critical"
+    """Very high impact to customers; immediate response required (a full outage, a data breach)."""
+    MAJOR = "major"
+    """Significant impact; immediate response usually required (an important sub-system failing)."""
+
+    @classmethod
+    def parse(cls, value: object) -> Severity:
+        """Return the severity named by ``value`` (a :class:`Severity` or its name, any case).
+
+        Raises:
+            MinorIssueError: ``value`` is ``minor`` (or ``sev2``/``severity 2``).
+            InvalidSeverityError: anything else that is not ``critical`` or ``major``.
+        """
+        if isinstance(value, cls):
+            return value
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        if text in {"minor", "sev2", "sev 2", "severity 2", "2"}:
+            raise MinorIssueError(SUPPORT_PROCESS_HINT, field="severity")
+        if text is not None:
+            for member in cls:
+                if text == member.value:
+                    return member
+        raise InvalidSeverityError(
+            f"unknown severity {value!r}; use Severity.CRITICAL or Severity.MAJOR", field="severity"
+        )
+
+
+class Phase(enum.StrEnum):
+    """The phases of the handbook's process. A team's process may add its own (any string)."""
+
+    IDENTIFIED = "identified"
+    TRIAGED = "triaged"
+    MITIGATING = "mitigating"
+    RESOLVED = "resolved"
+    POSTMORTEM = "postmortem"
+    CLOSED = "closed"
+    FALSE_POSITIVE = "false_positive"
+
+
+class Role(enum.StrEnum):
+    """The handbook's roles. A team's process may rename them or add its own."""
+
+    REPORTER = "reporter"
+    LEAD = "lead"
+    MESSENGER = "messenger"
+    RESOLUTION_OWNER = "resolution_owner"
+
+
+class ItemState(enum.StrEnum):
+    """Where a post-mortem checklist item stands."""
+
+    OPEN = "open"
+    DONE = "done"
+    WAIVED = "waived"
+
+
+@attrs.frozen
+class StatusUpdate:
+    """A post for customers on the status page."""
+
+    text: str
+    phase: str
+    at: datetime
+    by: str
+
+
+@attrs.frozen
+class Rollback:
+    """An attempt to return to a known good state (the handbook's first move)."""
+
+    outcome: str
+    succeeded: bool | None
+    at: datetime
+    by: str
+
+
+@attrs.frozen
+class ChecklistItem:
+    """One post-mortem checklist item and its state."""
+
+    name: str
+    required: bool
+    state: ItemState = ItemState.OPEN
+    by: str | None = None
+    at: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True while the item is neither done nor waived."""
+        return self.state is ItemState.OPEN
+
+
+@attrs.frozen
+class Warning:
+    """An advisory recorded on the incident (the command went ahead)."""
+
+    name: str
+    reason: str
+    handbook_ref: str
+    at: datetime
+
+
+def _frozen_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
+    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class Incident:
+    """An incident as of its latest event. Build it by folding events, never by hand."""
+
+    id: str
+    title: str
+    description: str
+    severity: Severity
+    customer_impact: bool
+    phase: str
+    declared_at: datetime
+    updated_at: datetime
+    version: int
+    roles: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    lead_acknowledged_by: str | None = None
+    status_updates: tuple[StatusUpdate, ...] = ()
+    rollbacks: tuple[Rollback, ...] = ()
+    checklist: tuple[ChecklistItem, ...] = ()
+    paused_releases: tuple[str, ...] = ()
+    false_positive: bool = False
+    false_positive_reason: str | None = None
+    warnings: tuple[Warning, ...] = ()
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def lead(self) -> str | None:
+        """The Incident Lead, if one is assigned."""
+        return self.roles.get(Role.LEAD)
+
+    @property
+    def messenger(self) -> str | None:
+        """The Messenger, if one is assigned."""
+        return self.roles.get(Role.MESSENGER)
+
+    @property
+    def release_paused(self) -> bool:
+        """True while at least one release is paused because of this incident."""
+        return bool(self.paused_releases)
+
+    def item(self, name: str) -> ChecklistItem | None:
+        """The checklist item called ``name``, or None."""
+        for entry in self.checklist:
+            if entry.name == name:
+                return entry
+        return None

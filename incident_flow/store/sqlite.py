@@ -1,0 +1,488 @@
+"""A store in one SQLite file: the embedded default, safe for several threads and processes.
+
+The file is opened in WAL mode with ``synchronous=FULL``, so a committed append survives a crash
+or power loss. Every write runs in its own ``BEGIN IMMEDIATE`` transaction: writers (threads of
+this process through the store's one connection, or other processes through their own) take the
+database's write lock before they read the incident's version, so two writers appending to one
+incident are serialized and the loser gets a
+:class:`~incident_flow.errors.ConcurrencyConflict` instead of a lost update.
+
+The schema is versioned. :data:`MIGRATIONS` lists the SQL scripts in order; opening a store
+applies those that the file's ``schema_migrations`` table does not record yet, inside one
+``BEGIN IMMEDIATE`` transaction, so two processes opening the same new file at once do not both
+apply them. A file written by a newer incident_flow (a migration this code does not know) is
+refused with a :class:`~incident_flow.errors.StoreError` rather than misread.
+
+Tables:
+
+``incidents``
+    One row per incident: its declaration order (``seq``), current ``phase`` and ``version``.
+``events``
+    One row per event, keyed by ``(incident_id, version)``; ``data`` is the JSON written by
+    :func:`~incident_flow.serialization.dumps_event`, the other columns are for people and
+    queries.
+``outbox``
+    One row per delivery of an event to a plugin, in commit order (``id``).
+
+Datetimes are stored as ISO 8601 strings in UTC.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from incident_flow.errors import (
+    ConcurrencyConflict,
+    CorruptEventError,
+    InvalidTimestampError,
+    StoreError,
+    UnknownIncidentError,
+)
+from incident_flow.events import Event
+from incident_flow.serialization import dumps_event, loads_event
+from incident_flow.store.base import Delivery, DeliveryStatus, Store
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: the incidents, their events and the outbox.
+    """
+    CREATE TABLE incidents (
+        id          TEXT PRIMARY KEY,
+        seq         INTEGER NOT NULL UNIQUE,
+        phase       TEXT NOT NULL,
+        version     INTEGER NOT NULL CHECK (version >= 1),
+        updated_at  TEXT
+    );
+    CREATE INDEX incidents_by_phase ON incidents (phase, seq);
+    CREATE TABLE events (
+        incident_id TEXT NOT NULL REFERENCES incidents (id),
+        version     INTEGER NOT NULL CHECK (version >= 1),
+        type        TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        PRIMARY KEY (incident_id, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        plugin      TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        last_error  TEXT,
+        updated_at  TEXT,
+        UNIQUE (incident_id, version, plugin),
+        FOREIGN KEY (incident_id, version) REFERENCES events (incident_id, version)
+    );
+    CREATE INDEX outbox_by_status ON outbox (status, id);
+    CREATE INDEX outbox_by_plugin ON outbox (plugin, id);
+    """,
+)
+"""The schema, one SQL script per version; ``MIGRATIONS[n - 1]`` takes the file to version ``n``.
+
+Only ever append to this tuple: a released migration must never change.
+"""
+
+_SCHEMA_MIGRATIONS_TABLE: Final = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        version     INTEGER PRIMARY KEY,
+        applied_at  TEXT NOT NULL
+    )
+"""
+
+_DELIVERY_COLUMNS: Final = "incident_id, version, plugin, status, attempts, last_error, updated_at"
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split an SQL script into its statements (``executescript`` would commit our transaction)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                yield pending.strip()
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        raise ValueError(f"incomplete SQL statement in migration: {pending.strip()!r}")
+
+
+def _to_text(moment: datetime) -> str:
+    """Return an aware datetime as an ISO 8601 string in UTC."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidTimestampError(f"naive datetime {moment!r}; pass an aware UTC datetime")
+    return moment.astimezone(UTC).isoformat()
+
+
+def _from_text(text: str | None) -> datetime | None:
+    """Parse a datetime written by :func:`_to_text` (None stays None)."""
+    if text is None:
+        return None
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class SQLiteStore(Store):
+    """Keeps incidents in one SQLite file (or ``":memory:"``). Thread- and process-safe.
+
+    Args:
+        path: the database file; created (with its schema) when it does not exist.
+        timeout: seconds to wait for another writer's lock before giving up with a
+            :class:`~incident_flow.errors.StoreError`.
+
+    Raises:
+        StoreError: the file is not an SQLite database, was written by a newer incident_flow, or
+            cannot be opened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self._path = os.fspath(path)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._conn = sqlite3.connect(
+                self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open SQLite database {self._path!r}: {error}") from error
+        try:
+            self._configure()
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            self._closed = True
+            raise
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _configure(self) -> None:
+        """Set the connection's pragmas; WAL is retried while another process holds a lock."""
+        conn = self._conn
+        deadline = time.monotonic() + self._timeout
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {max(0, int(self._timeout * 1000))}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            while True:
+                try:
+                    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                    break
+                except sqlite3.OperationalError as error:
+                    if not _is_busy(error) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.01)
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as error:
+            raise self._open_error(error) from error
+        if str(mode).lower() not in ("wal", "memory"):
+            raise StoreError(f"cannot put {self._path!r} in WAL mode (journal mode is {mode})")
+
+    def _migrate(self) -> None:
+        """Bring the file's schema up to :data:`MIGRATIONS`, at most once across processes."""
+        try:
+            if self._schema_version_unlocked() == len(MIGRATIONS):
+                return  # the usual case: nothing to do, no write lock taken
+            with self._transaction() as conn:
+                conn.execute(_SCHEMA_MIGRATIONS_TABLE)
+                (current,) = conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+                ).fetchone()
+                self._check_schema_version(current)
+                for version in range(current + 1, len(MIGRATIONS) + 1):
+                    for statement in _statements(MIGRATIONS[version - 1]):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        (version, _to_text(datetime.now(UTC))),
+                    )
+        except sqlite3.DatabaseError as error:
+            raise self._open_error(error) from error
+
+    def _schema_version_unlocked(self) -> int:
+        """The file's schema version, read without a transaction (0 for a new file)."""
+        exists = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if exists is None:
+            return 0
+        (current,) = self._conn.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+        ).fetchone()
+        self._check_schema_version(current)
+        return int(current)
+
+    def _check_schema_version(self, current: object) -> None:
+        if not isinstance(current, int):
+            raise StoreError(
+                f"{self._path!r} has a malformed schema_migrations table; "
+                "it was not written by incident_flow"
+            )
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"{self._path!r} has schema version {current}, newer than the {len(MIGRATIONS)} "
+                "this version of incident_flow knows; upgrade incident_flow to open it"
+            )
+
+    def _open_error(self, error: sqlite3.DatabaseError) -> StoreError:
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+            return StoreError(f"{self._path!r} is not an SQLite database ({error})")
+        return StoreError(f"cannot open incident store {self._path!r}: {error}")
+
+    # -- transactions --------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the body in ``BEGIN IMMEDIATE`` … ``COMMIT``; roll back on any exception."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _locked(self) -> Iterator[sqlite3.Connection]:
+        """Hold the connection's lock; turn SQLite's errors into :class:`StoreError`."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"the store for {self._path!r} is closed")
+            try:
+                yield self._conn
+            except sqlite3.OperationalError as error:
+                if _is_busy(error):
+                    raise StoreError(
+                        f"{self._path!r} stayed locked by another writer for over "
+                        f"{self._timeout:g}s: {error}"
+                    ) from error
+                raise StoreError(f"incident store {self._path!r}: {error}") from error
+            except sqlite3.Error as error:
+                raise StoreError(f"incident store {self._path!r}: {error}") from error
+
+    # -- the Store interface -------------------------------------------------------------------
+
+    def append(
+        self,
+        incident_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        *,
+        phase: str,
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
+        self.check_batch(incident_id, expected_version, events)
+        new_version = expected_version + len(events)
+        for delivery in deliveries:
+            if delivery.incident_id != incident_id or not 1 <= delivery.version <= new_version:
+                raise ValueError(
+                    f"delivery {delivery.key} is not for an event of {incident_id} "
+                    f"v1..v{new_version}"
+                )
+        # Encode before taking any lock: an event that cannot be encoded writes nothing.
+        rows = [
+            (e.incident_id, e.version, e.type, _to_text(e.at), e.actor, dumps_event(e))
+            for e in events
+        ]
+        outbox = [
+            (
+                d.incident_id,
+                d.version,
+                d.plugin,
+                DeliveryStatus(d.status).value,
+                d.attempts,
+                d.last_error,
+                _to_text(d.updated_at) if d.updated_at is not None else None,
+            )
+            for d in deliveries
+        ]
+        updated_at = rows[-1][3]
+        with self._locked() as conn:
+            try:
+                with self._transaction():
+                    actual = self._current_version(conn, incident_id)
+                    if actual != expected_version:
+                        raise ConcurrencyConflict(incident_id, expected_version, actual)
+                    if actual == 0:
+                        conn.execute(
+                            "INSERT INTO incidents (id, seq, phase, version, updated_at) VALUES "
+                            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incidents), ?, ?, ?)",
+                            (incident_id, phase, new_version, updated_at),
+                        )
+                    else:
+                        conn.execute(
+                            "UPDATE incidents SET phase = ?, version = ?, updated_at = ? "
+                            "WHERE id = ?",
+                            (phase, new_version, updated_at, incident_id),
+                        )
+                    conn.executemany(
+                        "INSERT INTO events (incident_id, version, type, at, actor, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    conn.executemany(
+                        f"INSERT INTO outbox ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (incident_id, version, plugin) DO UPDATE SET "
+                        "status = excluded.status, attempts = excluded.attempts, "
+                        "last_error = excluded.last_error, updated_at = excluded.updated_at",
+                        outbox,
+                    )
+            except sqlite3.IntegrityError as error:
+                code = getattr(error, "sqlite_errorcode", None)
+                if code not in (
+                    sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY,
+                    sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+                ):
+                    raise
+                # Someone wrote these versions without going through the incidents row's
+                # version (or raced us): the incident has moved on, whatever the row says.
+                actual = self._current_version(conn, incident_id, from_events=True)
+                raise ConcurrencyConflict(incident_id, expected_version, actual) from error
+
+    def load(self, incident_id: str) -> list[Event]:
+        with self._locked() as conn:
+            rows = conn.execute(
+                "SELECT version, data FROM events WHERE incident_id = ? ORDER BY version",
+                (incident_id,),
+            ).fetchall()
+        if not rows:
+            raise UnknownIncidentError(incident_id)
+        return [self._decode(incident_id, version, data) for version, data in rows]
+
+    def version(self, incident_id: str) -> int:
+        with self._locked() as conn:
+            return self._current_version(conn, incident_id)
+
+    def incident_ids(self, *, phase: str | None = None) -> list[str]:
+        with self._locked() as conn:
+            if phase is None:
+                cursor = conn.execute("SELECT id FROM incidents ORDER BY seq")
+            else:
+                cursor = conn.execute(
+                    "SELECT id FROM incidents WHERE phase = ? ORDER BY seq", (phase,)
+                )
+            return [str(incident_id) for (incident_id,) in cursor.fetchall()]
+
+    def deliveries(
+        self, *, status: DeliveryStatus | None = None, plugin: str | None = None
+    ) -> list[Delivery]:
+        conditions: list[str] = []
+        parameters: list[str] = []
+        if status is not None:
+            conditions.append("status = ?")
+            parameters.append(DeliveryStatus(status).value)
+        if plugin is not None:
+            conditions.append("plugin = ?")
+            parameters.append(plugin)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        with self._locked() as conn:
+            rows = conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM outbox {where}ORDER BY id", parameters
+            ).fetchall()
+        return [self._delivery(row) for row in rows]
+
+    def mark_delivered(self, delivery: Delivery, *, at: datetime) -> None:
+        self._update(delivery, DeliveryStatus.DELIVERED, None, at)
+
+    def mark_failed(self, delivery: Delivery, *, error: str, at: datetime) -> None:
+        self._update(delivery, DeliveryStatus.FAILED, error, at)
+
+    def close(self) -> None:
+        """Close the connection. Safe to call twice; the store must not be used afterwards."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self._path!r})"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _update(
+        self, delivery: Delivery, status: DeliveryStatus, error: str | None, at: datetime
+    ) -> None:
+        """Record an attempt at ``delivery``; like the memory store, an unknown one is ignored."""
+        when = _to_text(at)
+        with self._locked(), self._transaction() as conn:
+            conn.execute(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+                "updated_at = ? WHERE incident_id = ? AND version = ? AND plugin = ?",
+                (
+                    status.value,
+                    error,
+                    when,
+                    delivery.incident_id,
+                    delivery.version,
+                    delivery.plugin,
+                ),
+            )
+
+    @staticmethod
+    def _current_version(
+        conn: sqlite3.Connection, incident_id: str, *, from_events: bool = False
+    ) -> int:
+        if from_events:
+            row = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM events WHERE incident_id = ?",
+                (incident_id,),
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT version FROM incidents WHERE id = ?", (incident_id,)
+            ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    @staticmethod
+    def _decode(incident_id: str, version: int, data: str | bytes) -> Event:
+        """Decode one stored event; any failure names the incident and version it belongs to."""
+        try:
+            event = loads_event(data)
+        except CorruptEventError as error:
+            if error.incident_id == incident_id and error.version == version:
+                raise
+            message = str(error)
+            if error.incident_id is not None:
+                message = message.removesuffix(
+                    f" (incident {error.incident_id}, version {error.version})"
+                )
+            raise type(error)(message, incident_id=incident_id, version=version) from error
+        if event.incident_id != incident_id or event.version != version:
+            raise CorruptEventError(
+                f"stored {event.type} says it is version {event.version} of {event.incident_id!r}",
+                incident_id=incident_id,
+                version=version,
+            )
+        return event
+
+    @staticmethod
+    def _delivery(row: tuple[Any, ...]) -> Delivery:
+        incident_id, version, plugin, status, attempts, last_error, updated_at = row
+        try:
+            return Delivery(
+                incident_id=str(incident_id),
+                version=int(version),
+                plugin=str(plugin),
+                status=DeliveryStatus(status),
+                attempts=int(attempts),
+                last_error=None if last_error is None else str(last_error),
+                updated_at=_from_text(updated_at),
+            )
+        except (TypeError, ValueError) as error:
+            raise StoreError(f"malformed outbox row {row!r}: {error}") from error
