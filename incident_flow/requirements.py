@@ -66,9 +66,20 @@ class Guard:
     check: Check
     reason: Reason
     handbook_ref: str = ""
+    reads: tuple[str, ...] = ()
+    """Command arguments (``context.payload`` keys) the check depends on."""
+    possible: Callable[[Incident], bool] | None = None
+    """Asked instead of ``check`` when an argument in ``reads`` is not given (a question such as
+    "which actions are available?"): could some argument meet the guard? None means yes."""
+    impossible_reason: str = ""
+    """The reason reported when ``possible`` says no."""
 
     def unmet(self, incident: Incident, context: Context) -> Iterator[Requirement]:
         """Yield a :class:`Requirement` for each part of this guard that is not met."""
+        if self.reads and not all(key in context.payload for key in self.reads):
+            if self.possible is not None and not self.possible(incident):
+                yield Requirement(self.name, self.impossible_reason, self.handbook_ref)
+            return
         if not self.check(incident, context):
             reason = self.reason if isinstance(self.reason, str) else self.reason(incident, context)
             yield Requirement(self.name, reason, self.handbook_ref)
@@ -182,12 +193,16 @@ HANDBOOK_GUARDS: Mapping[str, Guard] = {
                 f"{getattr(incident.item(_payload_item(incident, context)), 'state', 'closed')}"
             ),
             POSTMORTEM_SECTION,
+            reads=("item",),
+            possible=lambda incident: any(item.is_open for item in incident.checklist),
+            impossible_reason="every post-mortem checklist item is already done or waived",
         ),
         Guard(
             "release_not_paused",
             lambda incident, context: _release(context) not in incident.paused_releases,
             lambda incident, context: f"release {_release(context)!r} is already paused",
             RELEASE_SECTION,
+            reads=("release",),
         ),
         Guard(
             "release_is_paused",
@@ -197,12 +212,16 @@ HANDBOOK_GUARDS: Mapping[str, Guard] = {
                 + (", ".join(incident.paused_releases) or "none")
             ),
             RELEASE_SECTION,
+            reads=("release",),
+            possible=lambda incident: incident.release_paused,
+            impossible_reason="no release is paused by this incident",
         ),
         Guard(
             "severity_differs",
             lambda incident, context: context.payload.get("severity") != incident.severity,
             lambda incident, context: f"the severity is already {incident.severity}",
             "Severity levels",
+            reads=("severity",),
         ),
         Guard(
             "distinct_lead_and_messenger",
@@ -210,6 +229,7 @@ HANDBOOK_GUARDS: Mapping[str, Guard] = {
             "on a customer-impacting incident the lead and the messenger should be different "
             "people, so the lead can focus on solving the issue",
             ROLES_SECTION,
+            reads=("role", "person"),
         ),
         Guard(
             "rollback_before_resolution_owner",
@@ -217,6 +237,7 @@ HANDBOOK_GUARDS: Mapping[str, Guard] = {
             "no rollback was tried yet: the handbook says to roll back to a known good state "
             "before looking for a resolution owner (record_rollback)",
             LEAD_SECTION,
+            reads=("role",),
         ),
     )
 }

@@ -416,3 +416,14 @@ def test_a_delivery_key_is_stable_across_reads_and_attempts(store: Store) -> Non
 
     assert appended.key == "INC-1:1:slack"
     assert read.key == failed.key == delivered.key == appended.key
+
+
+def test_marking_a_delivery_that_is_not_in_the_outbox_changes_nothing(store: Store) -> None:
+    store.append(
+        "INC-1", 0, [declared()], phase="identified", deliveries=[Delivery("INC-1", 1, "slack")]
+    )
+
+    store.mark_delivered(Delivery("INC-1", 1, "email"), at=T0)
+    store.mark_failed(Delivery("INC-9", 1, "slack"), error="boom", at=T0)
+
+    assert store.deliveries() == [Delivery("INC-1", 1, "slack")]

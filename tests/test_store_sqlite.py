@@ -22,6 +22,7 @@ from incident_flow.errors import (
 )
 from incident_flow.events import IncidentDeclared, StatusUpdatePosted
 from incident_flow.model import Severity
+from incident_flow.serialization import event_to_dict
 from incident_flow.store.base import Delivery, DeliveryStatus
 from incident_flow.store.sqlite import MIGRATIONS, SQLiteStore
 
@@ -60,8 +61,9 @@ def path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(path: Path) -> Iterator[SQLiteStore]:
-    with SQLiteStore(path) as opened:
-        yield opened  # type: ignore[misc]  # Store.__enter__ returns Store, not Self
+    opened = SQLiteStore(path)
+    with opened:
+        yield opened
 
 
 def execute(path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> None:
@@ -196,8 +198,7 @@ def test_an_event_stored_under_the_wrong_version_raises_corrupt_event_error(
     store: SQLiteStore, path: Path
 ) -> None:
     store.append("INC-1", 0, [declared(), update(2)], phase="identified")
-    record = json.loads(store._conn.execute("SELECT data FROM events WHERE version = 2").fetchone()[0])
-    record["version"] = 7
+    record = event_to_dict(update(2)) | {"version": 7}
     execute(path, "UPDATE events SET data = ? WHERE version = 2", (json.dumps(record),))
 
     with pytest.raises(CorruptEventError, match="version 7") as raised:
@@ -234,6 +235,21 @@ def test_events_written_past_the_incident_row_surface_as_concurrency_conflict(
 
     assert raised.value.actual_version == 2
     assert store.incident_ids(phase="triaged") == []
+
+
+def test_a_writer_blocked_past_the_timeout_raises_store_error_and_writes_nothing(
+    path: Path,
+) -> None:
+    with (
+        SQLiteStore(path, timeout=0.2) as store,
+        closing(sqlite3.connect(path, isolation_level=None)) as other,
+    ):
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreError, match="locked"):
+            store.append("INC-1", 0, [declared()], phase="identified")
+        other.execute("ROLLBACK")
+
+        assert store.version("INC-1") == 0
 
 
 def _append_with_retries(path: str, actor: str, count: int, start: Any) -> None:

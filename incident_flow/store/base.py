@@ -15,6 +15,7 @@ import abc
 import enum
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Self
 
 import attrs
 
@@ -106,15 +107,21 @@ class Store(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional for stores with nothing to release
         """Release connections and files. The store must not be used afterwards."""
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     @staticmethod
-    def check_batch(incident_id: str, expected_version: int, events: Sequence[Event]) -> None:
-        """Raise ``ValueError`` unless ``events`` belong to the incident and follow its version."""
+    def check_batch(
+        incident_id: str,
+        expected_version: int,
+        events: Sequence[Event],
+        deliveries: Sequence[Delivery] = (),
+    ) -> None:
+        """Raise ``ValueError`` unless ``events`` belong to the incident and follow its version,
+        and every delivery is for one of the incident's events."""
         if not events:
             raise ValueError("append needs at least one event")
         for offset, event in enumerate(events, start=1):
@@ -122,4 +129,11 @@ class Store(abc.ABC):
                 raise ValueError(
                     f"event {event.type} v{event.version} of {event.incident_id} does not follow "
                     f"{incident_id} v{expected_version + offset - 1}"
+                )
+        new_version = expected_version + len(events)
+        for delivery in deliveries:
+            if delivery.incident_id != incident_id or not 1 <= delivery.version <= new_version:
+                raise ValueError(
+                    f"delivery {delivery.key} is not for an event of {incident_id} "
+                    f"v1..v{new_version}"
                 )

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import attrs
 
+from incident_flow.clock import ensure_utc
 from incident_flow.errors import ConcurrencyConflict, UnknownIncidentError
 from incident_flow.events import Event
 from incident_flow.store.base import Delivery, DeliveryStatus, Store
@@ -33,7 +34,7 @@ class MemoryStore(Store):
         phase: str,
         deliveries: Sequence[Delivery] = (),
     ) -> None:
-        self.check_batch(incident_id, expected_version, events)
+        self.check_batch(incident_id, expected_version, events, deliveries)
         with self._lock:
             log = self._events.get(incident_id)
             actual = len(log) if log is not None else 0
@@ -80,6 +81,7 @@ class MemoryStore(Store):
     def _update(
         self, delivery: Delivery, status: DeliveryStatus, error: str | None, at: datetime
     ) -> None:
+        at = ensure_utc(at)
         with self._lock:
             current = self._outbox.get(delivery.key)
             if current is None:

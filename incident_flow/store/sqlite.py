@@ -287,14 +287,12 @@ class SQLiteStore(Store):
         phase: str,
         deliveries: Sequence[Delivery] = (),
     ) -> None:
-        self.check_batch(incident_id, expected_version, events)
-        new_version = expected_version + len(events)
-        for delivery in deliveries:
-            if delivery.incident_id != incident_id or not 1 <= delivery.version <= new_version:
-                raise ValueError(
-                    f"delivery {delivery.key} is not for an event of {incident_id} "
-                    f"v1..v{new_version}"
-                )
+        """Append ``events`` and ``deliveries`` in one ``BEGIN IMMEDIATE`` transaction.
+
+        See :meth:`Store.append`. Also raises :class:`StoreError` when another writer holds the
+        lock for longer than the store's ``timeout``.
+        """
+        self.check_batch(incident_id, expected_version, events, deliveries)
         # Encode before taking any lock: an event that cannot be encoded writes nothing.
         rows = [
             (e.incident_id, e.version, e.type, _to_text(e.at), e.actor, dumps_event(e))
@@ -352,10 +350,14 @@ class SQLiteStore(Store):
                     raise
                 # Someone wrote these versions without going through the incidents row's
                 # version (or raced us): the incident has moved on, whatever the row says.
-                actual = self._current_version(conn, incident_id, from_events=True)
+                actual = max(
+                    self._current_version(conn, incident_id),
+                    self._current_version(conn, incident_id, from_events=True),
+                )
                 raise ConcurrencyConflict(incident_id, expected_version, actual) from error
 
     def load(self, incident_id: str) -> list[Event]:
+        """Return the incident's events in version order (see :meth:`Store.load`)."""
         with self._locked() as conn:
             rows = conn.execute(
                 "SELECT version, data FROM events WHERE incident_id = ? ORDER BY version",
@@ -366,10 +368,12 @@ class SQLiteStore(Store):
         return [self._decode(incident_id, version, data) for version, data in rows]
 
     def version(self, incident_id: str) -> int:
+        """The incident's latest version, or 0 when it does not exist."""
         with self._locked() as conn:
             return self._current_version(conn, incident_id)
 
     def incident_ids(self, *, phase: str | None = None) -> list[str]:
+        """Ids of all incidents (or those now in ``phase``), oldest declaration first."""
         with self._locked() as conn:
             if phase is None:
                 cursor = conn.execute("SELECT id FROM incidents ORDER BY seq")
@@ -382,6 +386,7 @@ class SQLiteStore(Store):
     def deliveries(
         self, *, status: DeliveryStatus | None = None, plugin: str | None = None
     ) -> list[Delivery]:
+        """Outbox rows in commit order; ``updated_at`` comes back as an aware UTC datetime."""
         conditions: list[str] = []
         parameters: list[str] = []
         if status is not None:
@@ -398,9 +403,11 @@ class SQLiteStore(Store):
         return [self._delivery(row) for row in rows]
 
     def mark_delivered(self, delivery: Delivery, *, at: datetime) -> None:
+        """Record a successful attempt: status ``delivered``, one more attempt, no error."""
         self._update(delivery, DeliveryStatus.DELIVERED, None, at)
 
     def mark_failed(self, delivery: Delivery, *, error: str, at: datetime) -> None:
+        """Record a failed attempt: status ``failed``, one more attempt, ``error`` kept."""
         self._update(delivery, DeliveryStatus.FAILED, error, at)
 
     def close(self) -> None:
