@@ -293,6 +293,7 @@ class SQLiteStore(Store):
         lock for longer than the store's ``timeout``.
         """
         self.check_batch(incident_id, expected_version, events, deliveries)
+        new_version = expected_version + len(events)
         # Encode before taking any lock: an event that cannot be encoded writes nothing.
         rows = [
             (e.incident_id, e.version, e.type, _to_text(e.at), e.actor, dumps_event(e))
