@@ -42,6 +42,8 @@ def to_mitigating(flow: IncidentFlow, *, customer_impact: bool = True) -> Incide
 def to_postmortem(flow: IncidentFlow) -> Incident:
     incident = to_mitigating(flow)
     flow.record_rollback(incident.id, by="bob", outcome="rolled back to 3.29")
-    flow.post_status_update(incident.id, "Identified: we are aware.", phase="identified", by="carol")
+    flow.post_status_update(
+        incident.id, "Identified: we are aware.", phase="identified", by="carol"
+    )
     flow.resolve(incident.id, by="bob")
     return flow.start_postmortem(incident.id, by="bob")

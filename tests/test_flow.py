@@ -70,7 +70,11 @@ def test_mitigation_before_a_lead_lists_every_unmet_requirement(flow: IncidentFl
     incident = declare(flow)
     with pytest.raises(TransitionRefused) as refused:
         flow.start_mitigation(incident.id, by="alice")
-    assert unmet_names(refused.value) == ["lead_assigned", "lead_acknowledged", "messenger_assigned"]
+    assert unmet_names(refused.value) == [
+        "lead_assigned",
+        "lead_acknowledged",
+        "messenger_assigned",
+    ]
     assert all(r.reason and r.handbook_ref for r in refused.value.unmet)
     assert flow.get(incident.id) == incident
 
@@ -286,7 +290,9 @@ def test_bad_at_is_refused(flow: IncidentFlow, at: object) -> None:
 
 def test_clock_behind_the_last_event_does_not_move_time_back(flow: IncidentFlow) -> None:
     incident = declare(flow)
-    other = IncidentFlow(store=flow.store, clock=FakeClock(START - timedelta(hours=1)), entry_points=False)
+    other = IncidentFlow(
+        store=flow.store, clock=FakeClock(START - timedelta(hours=1)), entry_points=False
+    )
     assert other.triage(incident.id, by="alice").updated_at == START
 
 

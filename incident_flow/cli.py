@@ -1,0 +1,454 @@
+"""``incident-flow``: run the demo, draw the process, and read incidents back from a database.
+
+Subcommands:
+
+``demo [--db PATH]``
+    Runs a whole handbook incident into an SQLite file, printing what Slack and the status page
+    would receive, then its timeline.
+``diagram [--process MODULE:ATTR]``
+    Prints the process (the handbook's, or a team's) as a Mermaid state diagram.
+``show ID --db PATH [--json]``, ``log ID --db PATH [--json]``, ``list --db PATH [--phase P]``
+    Read an incident, its timeline, or all incidents. They never create a database.
+
+Exit status: 0 on success, 1 when incident_flow refuses (the message goes to standard error as
+``error: …``), 2 for a malformed command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from incident_flow.console import ConsoleSlack, ConsoleStatusPage, format_utc
+from incident_flow.errors import IncidentFlowError, StoreError, TransitionRefused
+from incident_flow.events import Event, PhaseChanged
+from incident_flow.flow import IncidentFlow
+from incident_flow.model import Incident, ItemState, Role, Severity
+from incident_flow.process import HANDBOOK, Process
+from incident_flow.serialization import dumps_event, incident_to_dict
+from incident_flow.store.sqlite import SQLiteStore
+
+__all__ = ["DEFAULT_DB", "format_event", "main"]
+
+DEFAULT_DB = "incident-flow-demo.db"
+DEMO_START = datetime(2024, 5, 14, 9, 0, tzinfo=UTC)
+"""When the demo incident starts: a fixed past moment, so its timeline reads the same every run."""
+
+# The handbook's three example status-page posts (Messenger roles and responsibilities).
+IDENTIFIED_POST = (
+    "Identified: We are aware there is an issue with search on sourcegraph.com. We are "
+    "investigating a resolution. If you have any questions, email support@sourcegraph.com."
+)
+INVESTIGATING_POST = (
+    "Investigating: We are continuing to investigate a resolution. We want to resolve this as "
+    "quickly as possible!"
+)
+RESOLVED_POST = (
+    "Resolved: We have resolved the issue and will conduct a postmortem to see how we can learn "
+    "and grow. If you would like to know more, please email support@sourcegraph.com."
+)
+
+DRAIN_TIMEOUT = 30.0
+"""Seconds to wait for the console adapters after a command; a finite bound, since
+``drain(None)`` can overflow the platform's timeout while a delivery is still running."""
+
+_BASE_FIELDS = {field.name for field in attrs.fields(Event)}
+_TEXT_LIMIT = 72
+
+
+class CommandError(Exception):
+    """A command line that parsed but cannot be carried out (a --process that does not import)."""
+
+
+# -- formatting ------------------------------------------------------------------------------------
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _value(value: object) -> str:
+    text = str(value)
+    if len(text) > _TEXT_LIMIT:
+        text = text[: _TEXT_LIMIT - 3] + "..."
+    return repr(text) if " " in text or not text else text
+
+
+def format_event(event: Event) -> str:
+    """One timeline line: version, time (UTC), actor, event type and the event's key fields."""
+    if isinstance(event, PhaseChanged):
+        details = f"{event.source} -> {event.dest} ({event.action})"
+        details += " resolves" if event.resolves else ""
+        details += " closes" if event.closes else ""
+    else:
+        parts = []
+        for field in attrs.fields(type(event)):
+            value = getattr(event, field.name)
+            # The declared checklist is the process's, the same on every incident: noise here.
+            if field.name in _BASE_FIELDS or field.name == "checklist":
+                continue
+            if value is None or value == "":
+                continue
+            parts.append(f"{field.name}={_value(value)}")
+        details = " ".join(parts)
+    return (
+        f"{event.version:>3}  {_timestamp(event.at)}  {event.actor:<8} {event.type:<22} {details}"
+    )
+
+
+def _print_timeline(events: Iterable[Event]) -> None:
+    for event in events:
+        print(format_event(event).rstrip())
+
+
+def _describe(incident: Incident, process: Process) -> list[str]:
+    """The incident's current state, for people."""
+
+    def title_of(role: str) -> str:
+        return process.roles.get(role, role)
+
+    def phase_title(name: str) -> str:
+        try:
+            return process.phase(name).title or name
+        except IncidentFlowError:
+            return name  # written under another process: show the bare name
+
+    impact = "customer impact" if incident.customer_impact else "no customer impact"
+    lines = [f"{incident.id}  {incident.title}"]
+    if incident.description:
+        lines.append(f"  {incident.description}")
+    lines += [
+        f"  severity         {incident.severity}, {impact}",
+        f"  phase            {incident.phase} ({phase_title(incident.phase)})",
+        f"  declared         {format_utc(incident.declared_at)}",
+    ]
+    if incident.resolved_at is not None:
+        lines.append(f"  resolved         {format_utc(incident.resolved_at)}")
+    if incident.closed_at is not None:
+        lines.append(f"  closed           {format_utc(incident.closed_at)}")
+    if incident.false_positive:
+        lines.append(f"  false positive   {incident.false_positive_reason}")
+    roles = "; ".join(f"{title_of(role)}: {person}" for role, person in incident.roles.items())
+    lines.append(f"  roles            {roles}")
+    if incident.lead is not None:
+        acknowledged = "yes" if incident.lead_acknowledged_by == incident.lead else "not yet"
+        lines.append(f"  acknowledged     {acknowledged}")
+    lines.append(f"  status updates   {len(incident.status_updates) or 'none'}")
+    for update in incident.status_updates:
+        lines.append(f"    {format_utc(update.at)}  {update.phase:<13} {update.by}: {update.text}")
+    lines.append(f"  rollbacks        {len(incident.rollbacks) or 'none'}")
+    outcomes = {True: "worked", False: "did not work", None: "outcome unknown"}
+    for rollback in incident.rollbacks:
+        lines.append(
+            f"    {format_utc(rollback.at)}  {rollback.by}: {rollback.outcome} "
+            f"({outcomes[rollback.succeeded]})"
+        )
+    lines.append(f"  paused releases  {', '.join(incident.paused_releases) or 'none'}")
+    lines.append("  checklist")
+    marks = {ItemState.OPEN: "[ ]", ItemState.DONE: "[x]", ItemState.WAIVED: "[-]"}
+    width = max((len(item.name) for item in incident.checklist), default=0)
+    for item in incident.checklist:
+        state = str(item.state)
+        if item.by is not None and item.at is not None:
+            state += f" by {item.by}, {format_utc(item.at)}"
+        if item.reason:
+            state += f": {item.reason}"
+        if not item.required:
+            state += " (optional)"
+        lines.append(f"    {marks[item.state]} {item.name:<{width}}  {state}")
+    lines.append(f"  warnings         {len(incident.warnings) or 'none'}")
+    for warning in incident.warnings:
+        lines.append(
+            f"    {format_utc(warning.at)}  {warning.name}: {warning.reason} "
+            f"(handbook: {warning.handbook_ref})"
+        )
+    lines.append(f"  version          {incident.version}")
+    return lines
+
+
+# -- opening the database ----------------------------------------------------------------------
+
+
+def _open_existing(path: str) -> IncidentFlow:
+    """A flow over the database at ``path``, which must exist: reading never creates one."""
+    if not os.path.isfile(path):
+        raise StoreError(
+            f"no incident database at {path!r}; run `incident-flow demo --db {path}` to make one"
+        )
+    return IncidentFlow(store=SQLiteStore(path), entry_points=False)
+
+
+# -- subcommands -----------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace) -> int:
+    path: str = args.db
+    with IncidentFlow(
+        store=SQLiteStore(path),
+        plugins=[ConsoleSlack(), ConsoleStatusPage()],
+        entry_points=False,
+    ) as flow:
+        incident_id = _run_demo(flow)
+        print("\nTimeline (times in UTC)")
+        _print_timeline(flow.history(incident_id))
+        quoted = shlex.quote(path)
+        print(f"\nSaved in {os.path.abspath(path)}. Read it back with:")
+        print(f"  incident-flow show {incident_id} --db {quoted}")
+        print(f"  incident-flow log {incident_id} --db {quoted}")
+    return 0
+
+
+def _run_demo(flow: IncidentFlow) -> str:
+    """Take one incident through the whole handbook process; return its id."""
+
+    def at(minutes: int) -> datetime:
+        return DEMO_START + timedelta(minutes=minutes)
+
+    print(f"{at(0):%H:%M}  alice declares a critical incident with customer impact")
+    incident = flow.declare(
+        "Search is down",
+        description="Searches on sourcegraph.com time out since the 3.30 deploy.",
+        severity=Severity.CRITICAL,
+        customer_impact=True,
+        by="alice",
+        at=at(0),
+    )
+    incident_id = incident.id
+    flow.drain(DRAIN_TIMEOUT)
+
+    def step(minutes: int, narration: str, command: Callable[..., Incident], **kw: Any) -> None:
+        print(f"\n{at(minutes):%H:%M}  {narration}")
+        command(incident_id, at=at(minutes), **kw)
+        # Let the console adapters print before the next narration line.
+        flow.drain(DRAIN_TIMEOUT)
+
+    print(f"\n{at(1):%H:%M}  alice tries to start mitigation before anyone leads the incident")
+    try:
+        flow.start_mitigation(incident_id, by="alice", at=at(1))
+    except TransitionRefused as refused:
+        print(f"      refused in phase {refused.phase}; nothing was recorded. Unmet:")
+        for requirement in refused.unmet:
+            print(f"      - {requirement.name}: {requirement.reason}")
+            print(f"        (handbook: {requirement.handbook_ref})")
+
+    step(2, "alice asks bob to lead", flow.assign, role=Role.LEAD, person="bob", by="alice")
+    step(3, "bob acknowledges ownership", flow.acknowledge, by="bob")
+    step(
+        4,
+        "bob asks carol to be the messenger",
+        flow.assign,
+        role=Role.MESSENGER,
+        person="carol",
+        by="bob",
+    )
+    step(6, "bob triages the incident", flow.triage, by="bob")
+    step(8, "bob starts mitigating", flow.start_mitigation, by="bob")
+    step(
+        10,
+        "bob rolls back first, as the handbook advises",
+        flow.record_rollback,
+        outcome="rolled sourcegraph.com back to 3.29; search answers again",
+        succeeded=True,
+        by="bob",
+    )
+    step(12, "bob pauses release 3.30", flow.pause_release, release="3.30", by="bob")
+    step(
+        14,
+        "carol posts on the status page",
+        flow.post_status_update,
+        text=IDENTIFIED_POST,
+        phase="identified",
+        by="carol",
+    )
+    step(
+        40,
+        "carol posts an update",
+        flow.post_status_update,
+        text=INVESTIGATING_POST,
+        phase="investigating",
+        by="carol",
+    )
+    step(
+        65,
+        "carol posts the resolution",
+        flow.post_status_update,
+        text=RESOLVED_POST,
+        phase="resolved",
+        by="carol",
+    )
+    step(66, "bob resolves the incident", flow.resolve, by="bob")
+    step(
+        90,
+        "bob lets release 3.30 go ahead with the fix",
+        flow.resume_release,
+        release="3.30",
+        by="bob",
+    )
+    step(95, "bob starts the post-mortem", flow.start_postmortem, by="bob")
+    for minutes, item in (
+        (100, "update_status"),
+        (105, "confirm_messenger_updates"),
+        (110, "generate_postmortem_doc"),
+        (115, "create_followup_issues"),
+    ):
+        step(minutes, f"bob completes {item}", flow.complete_item, item=item, by="bob")
+    step(
+        116,
+        "bob waives close_github_issues",
+        flow.waive_item,
+        item="close_github_issues",
+        reason="no public GitHub issue was opened for this incident",
+        by="bob",
+    )
+    step(120, "bob closes the incident", flow.close, by="bob")
+    return incident_id
+
+
+def _diagram(args: argparse.Namespace) -> int:
+    process = HANDBOOK if args.process is None else _import_process(args.process)
+    print(process.to_mermaid(), end="")
+    return 0
+
+
+def _import_process(spec: str) -> Process:
+    module_name, _, attribute = spec.partition(":")
+    # Like other tools that import an object by name, look in the current directory first.
+    sys.path.insert(0, os.getcwd())
+    try:
+        target: object = importlib.import_module(module_name)
+    except ImportError as error:
+        raise CommandError(f"cannot import {module_name!r}: {error}") from error
+    finally:
+        sys.path.pop(0)
+    for name in attribute.split("."):
+        try:
+            target = getattr(target, name)
+        except AttributeError:
+            raise CommandError(f"{module_name!r} has no attribute {attribute!r}") from None
+    if not isinstance(target, Process):
+        raise CommandError(f"{spec} is a {type(target).__name__}, not an incident_flow Process")
+    return target
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as flow:
+        incident = flow.get(args.id)
+        if args.json:
+            print(json.dumps(incident_to_dict(incident), indent=2))
+        else:
+            print("\n".join(_describe(incident, flow.process)))
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as flow:
+        events = flow.history(args.id)
+        if args.json:
+            for event in events:
+                print(dumps_event(event))
+        else:
+            _print_timeline(events)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as flow:
+        for incident in flow.list(phase=args.phase):
+            print(
+                f"{incident.id}  {incident.phase:<14} {incident.severity:<8} "
+                f"{_timestamp(incident.declared_at)}  {incident.title}"
+            )
+    return 0
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def _process_spec(value: str) -> str:
+    module, colon, attribute = value.partition(":")
+    if not colon or not module or not attribute:
+        raise argparse.ArgumentTypeError(
+            f"expected MODULE:ATTR, such as team.process:PROCESS, not {value!r}"
+        )
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="incident-flow",
+        description="Incident response as code: the handbook's process over an event log.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run a whole handbook incident into a database")
+    demo.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help=f"SQLite file, added to if it exists (default: {DEFAULT_DB})",
+    )
+    demo.set_defaults(run=_demo)
+
+    diagram = commands.add_parser("diagram", help="print the process as a Mermaid state diagram")
+    diagram.add_argument(
+        "--process",
+        type=_process_spec,
+        metavar="MODULE:ATTR",
+        help="a team's Process object to draw instead of the handbook's",
+    )
+    diagram.set_defaults(run=_diagram)
+
+    show = commands.add_parser("show", help="an incident's current state")
+    show.add_argument("id", help="the incident's id")
+    show.add_argument("--db", required=True, metavar="PATH", help="an existing SQLite file")
+    show.add_argument("--json", action="store_true", help="print the incident as JSON")
+    show.set_defaults(run=_show)
+
+    log = commands.add_parser("log", help="an incident's timeline, one line per event")
+    log.add_argument("id", help="the incident's id")
+    log.add_argument("--db", required=True, metavar="PATH", help="an existing SQLite file")
+    log.add_argument("--json", action="store_true", help="print one JSON event per line")
+    log.set_defaults(run=_log)
+
+    listing = commands.add_parser("list", help="one line per incident, oldest first")
+    listing.add_argument("--db", required=True, metavar="PATH", help="an existing SQLite file")
+    listing.add_argument("--phase", help="only incidents in this phase")
+    listing.set_defaults(run=_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``incident-flow`` command line with ``argv`` (the process's arguments by default).
+
+    Returns the exit status: 0, 1 for an error incident_flow reports, 2 for bad usage.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        # argparse exits on --help and on usage errors; callers of main() get a status instead.
+        return stop.code if isinstance(stop.code, int) else 2
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except (IncidentFlowError, CommandError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep the interpreter's final flush
+        # of standard output from failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
