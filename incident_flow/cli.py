@@ -17,6 +17,7 @@ Exit status: 0 on success, 1 when incident_flow refuses (the message goes to sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -322,13 +323,15 @@ def _diagram(args: argparse.Namespace) -> int:
 def _import_process(spec: str) -> Process:
     module_name, _, attribute = spec.partition(":")
     # Like other tools that import an object by name, look in the current directory first.
-    sys.path.insert(0, os.getcwd())
+    cwd = os.getcwd()
+    sys.path.insert(0, cwd)
     try:
         target: object = importlib.import_module(module_name)
     except ImportError as error:
         raise CommandError(f"cannot import {module_name!r}: {error}") from error
     finally:
-        sys.path.pop(0)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(cwd)
     for name in attribute.split("."):
         try:
             target = getattr(target, name)

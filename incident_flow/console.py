@@ -215,7 +215,7 @@ class ConsoleStatusPage(_Printer):
     incident_flow_name = "console-statuspage"
 
     @hookimpl
-    def incident_flow_event(self, event: Event) -> None:
+    def incident_flow_event(self, event: Event, incident: Incident) -> None:
         """Print ``event`` if it is a status-page post."""
         if isinstance(event, StatusUpdatePosted):
             label = event.status_phase.capitalize()

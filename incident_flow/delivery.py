@@ -76,7 +76,8 @@ class _Lane:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self.queue.all_tasks_done.wait(remaining)
+                # Condition.wait overflows on an infinite timeout; wait in bounded slices.
+                self.queue.all_tasks_done.wait(min(remaining, threading.TIMEOUT_MAX))
         return True
 
     def stop(self, timeout: float) -> None:

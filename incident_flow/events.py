@@ -29,6 +29,7 @@ from incident_flow.model import (
 
 __all__ = [
     "EVENT_TYPES",
+    "ActionTaken",
     "ChecklistItemCompleted",
     "ChecklistItemWaived",
     "Event",
@@ -179,6 +180,21 @@ class PhaseChanged(Event):
         if self.closes:
             changes["closed_at"] = self.at
         return self._advance(incident, **changes)
+
+
+@attrs.frozen(kw_only=True)
+class ActionTaken(Event):
+    """ActionTaken: a team's own action (one the handbook does not have) was taken.
+
+    Recorded when the action keeps the phase or was given arguments; a phase change is recorded
+    as :class:`PhaseChanged` as well.
+    """
+
+    action: str
+    arguments: dict[str, str] = attrs.field(factory=dict)
+
+    def apply(self, incident: Incident | None) -> Incident:
+        return self._advance(incident)
 
 
 @attrs.frozen(kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -29,6 +30,7 @@ from incident_flow.errors import (
     ValidationError,
 )
 from incident_flow.events import (
+    ActionTaken,
     ChecklistItemCompleted,
     ChecklistItemWaived,
     Event,
@@ -136,6 +138,8 @@ class IncidentFlow:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.plugins = PluginRegistry(plugins, entry_points=entry_points)
         self._delivery = InProcessDelivery(self.store, self.clock)
+        # Held from append to submit, so each plugin's lane receives events in commit order.
+        self._commit_lock = threading.Lock()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -184,10 +188,19 @@ class IncidentFlow:
     def deliveries(
         self, *, status: DeliveryStatus | str | None = None, plugin: str | None = None
     ) -> builtins.list[Delivery]:
-        """Outbox rows: which event went (or failed to go) to which plugin."""
-        return self.store.deliveries(
-            status=DeliveryStatus(status) if status is not None else None, plugin=plugin
-        )
+        """Outbox rows: which event went (or failed to go) to which plugin.
+
+        Raises:
+            InvalidFieldError: ``status`` is not one of pending, delivered, failed.
+        """
+        try:
+            wanted = DeliveryStatus(status) if status is not None else None
+        except ValueError:
+            choices = ", ".join(DeliveryStatus)
+            raise InvalidFieldError(
+                f"unknown delivery status {status!r}; use one of {choices}", field="status"
+            ) from None
+        return self.store.deliveries(status=wanted, plugin=plugin)
 
     def requirements(
         self, incident_id: str, action: str, *, by: str | None = None, **payload: Any
@@ -380,18 +393,29 @@ class IncidentFlow:
         return self.transition(incident_id, "close", by=by, at=at)
 
     def transition(
-        self, incident_id: str, action: str, *, by: str, at: datetime | None = None
+        self,
+        incident_id: str,
+        action: str,
+        *,
+        by: str,
+        at: datetime | None = None,
+        **arguments: str,
     ) -> Incident:
-        """Run an action that takes no arguments, such as a phase a team added (``monitor``).
+        """Run an action by name, such as one a team added (``monitor``).
+
+        ``arguments`` (strings) reach the guards as ``context.payload`` and are recorded on an
+        :class:`~incident_flow.events.ActionTaken` event for a team's own action.
 
         Raises:
-            ValidationError: ``action`` needs arguments; call its own method instead.
+            ValidationError: ``action`` is one of the handbook's actions that take arguments;
+                call its own method (``flow.assign(...)``) instead.
         """
         if action in _EFFECTS and action != "acknowledge":
             raise ValidationError(
                 f"{action} takes arguments; call flow.{action}(...) instead", field="action"
             )
-        return self._run(incident_id, action, by, at, {})
+        payload = {name: _text(value, name) for name, value in arguments.items()}
+        return self._run(incident_id, action, by, at, payload)
 
     # -- the path of one command ----------------------------------------------------------------
 
@@ -455,8 +479,15 @@ class IncidentFlow:
         self, incident: Incident, decision: Decision, context: Context
     ) -> builtins.list[Event]:
         effect = _EFFECTS.get(decision.action)
-        specs = effect(incident, context.payload) if effect is not None else []
-        if decision.dest is not None and decision.dest != incident.phase:
+        changes_phase = decision.dest is not None and decision.dest != incident.phase
+        if effect is not None:
+            specs = effect(incident, context.payload)
+        elif context.payload or not changes_phase:
+            # A team's own action leaves a trace even when the phase stays the same.
+            specs = [(ActionTaken, {"action": decision.action, "arguments": dict(context.payload)})]
+        else:
+            specs = []
+        if decision.dest is not None and changes_phase:
             dest = self.process.phase(decision.dest)
             specs.append(
                 (
@@ -501,15 +532,17 @@ class IncidentFlow:
             for event in events
             for notifier in notifiers
         ]
-        self.store.append(
-            events[0].incident_id,
-            before.version if before is not None else 0,
-            events,
-            phase=steps[-1].phase,
-            deliveries=deliveries,
-        )
-        if deliveries:
-            self._delivery.submit(notifiers, deliveries, list(zip(events, steps, strict=True)))
+        with self._commit_lock:
+            self.store.append(
+                events[0].incident_id,
+                before.version if before is not None else 0,
+                events,
+                phase=steps[-1].phase,
+                deliveries=deliveries,
+            )
+            if deliveries:
+                pairs = list(zip(events, steps, strict=True))
+                self._delivery.submit(notifiers, deliveries, pairs)
 
     # -- argument checks ------------------------------------------------------------------------
 

@@ -59,11 +59,13 @@ def incident_flow_requirements(
 ) -> Iterable[Requirement] | None:
     """Policy: add requirements of your own to an action, before it is decided.
 
-    Called for every command and for every ``requirements``/``available_actions`` question, after
-    the process's own guards are checked. Return the requirements that are *not* met (an empty
-    iterable or None when all are). They are reported together with the process's own, and any
-    of them refuses the command. Must be fast and free of side effects. A raise refuses nothing:
-    it fails the command with :class:`~incident_flow.errors.PluginError`, writing nothing.
+    Called for every command but ``declare``, and for every ``requirements`` and
+    ``available_actions`` question, after the process's own guards are checked (but not when
+    the action is not defined from the incident's phase: that refusal stands alone). Return the
+    requirements that are *not* met (an empty iterable or None when all are). They are reported
+    together with the process's own, and any of them refuses the command. Must be fast and
+    free of side effects. A raise refuses nothing: it fails the command with
+    :class:`~incident_flow.errors.PluginError`, writing nothing.
 
     :param incident: the incident before the action.
     :param action: the action's name, such as ``"resolve"``.

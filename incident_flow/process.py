@@ -44,8 +44,9 @@ def _optional_name(value: str | None) -> str | None:
 class PhaseSpec:
     """A phase of a process.
 
-    ``active`` phases are those of an unresolved incident (status updates fall due, it can be
-    called a false positive); a ``terminal`` phase is the end of the road: no transition leaves it.
+    ``active`` phases are those of an unresolved incident: leaving them for a phase that is not
+    active sets the incident's ``resolved_at``. A ``terminal`` phase is the end of the road: no
+    transition leaves it.
     """
 
     name: str = attrs.field(converter=str)
@@ -253,7 +254,7 @@ class Process:
         self, machine: Any
     ) -> tuple[dict[tuple[str, str], _Compiled], dict[str, tuple[str, ...]]]:
         """Read the decision table back out of the machine: the machine is the definition."""
-        warnings = {t.action: t.warnings for t in self.transitions}
+        warnings = {(t.action, s): t.warnings for t in self.transitions for s in t.sources}
         table: dict[tuple[str, str], _Compiled] = {}
         by_phase: dict[str, list[str]] = {phase.name: [] for phase in self.phases}
         for action, event in machine.events.items():
@@ -262,7 +263,7 @@ class Process:
                     table[(action, source)] = _Compiled(
                         dest=candidate.dest,
                         guards=tuple(self.guards[c.func] for c in candidate.conditions),
-                        warnings=tuple(self.guards[name] for name in warnings[action]),
+                        warnings=tuple(self.guards[n] for n in warnings[(action, source)]),
                     )
                     by_phase[source].append(action)
         return table, {phase: tuple(actions) for phase, actions in by_phase.items()}
@@ -340,7 +341,7 @@ class Process:
         lines = ["stateDiagram-v2", f"    [*] --> {self.initial}"]
         for phase in self.phases:
             title = phase.title or phase.name
-            lines.append(f"    state \"{title}\" as {phase.name}")
+            lines.append(f'    state "{title}" as {phase.name}')
         for (action, source), compiled in self._table.items():
             if compiled.dest is not None and compiled.dest != source:
                 label = action

@@ -114,7 +114,11 @@ def _assigned_role(role: str, incident: Incident, context: Context) -> str | Non
 
 
 def _distinct_lead_and_messenger(incident: Incident, context: Context) -> bool:
-    if not incident.customer_impact:
+    # Only the assignment that makes them one person is warned about, not every later one.
+    if not incident.customer_impact or context.payload.get("role") not in (
+        Role.LEAD,
+        Role.MESSENGER,
+    ):
         return True
     lead = _assigned_role(Role.LEAD, incident, context)
     messenger = _assigned_role(Role.MESSENGER, incident, context)

@@ -51,6 +51,7 @@ EVENT_STRATEGIES: dict[type[ev.Event], st.SearchStrategy[ev.Event]] = {
             },
         ),
         (ev.RoleAssigned, {"role": roles, "person": people}),
+        (ev.ActionTaken, {"action": texts, "arguments": st.dictionaries(texts, texts, max_size=3)}),
         (ev.OwnershipAcknowledged, {}),
         (
             ev.PhaseChanged,

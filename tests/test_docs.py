@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from incident_flow import HANDBOOK, errors, hookspecs
+from incident_flow import HANDBOOK, Transition, errors, hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -40,7 +40,7 @@ def hookspec_signatures() -> dict[str, str]:
 
 
 def documented_hooks() -> dict[str, str]:
-    return {name: args for name, args in HOOK_HEADING.findall(read("hooks.md"))}
+    return dict(HOOK_HEADING.findall(read("hooks.md")))
 
 
 def python_blocks(page: str) -> list[tuple[int, str]]:
@@ -85,6 +85,27 @@ def test_every_guard_of_the_handbook_is_documented_with_its_section() -> None:
     for name in sorted(used):
         assert f"`{name}`" in page, f"guard {name} is not in docs/process.md"
         assert HANDBOOK.guards[name].handbook_ref in page
+
+
+def transition_row(transition: Transition) -> str:
+    def names(guards: tuple[str, ...]) -> str:
+        return ", ".join(f"`{name}`" for name in guards) or "—"
+
+    return (
+        f"| `{transition.action}` | {', '.join(transition.sources)} | {transition.dest or '—'} "
+        f"| {names(transition.guards)} | {names(transition.warnings)} |"
+    )
+
+
+@pytest.mark.parametrize("transition", HANDBOOK.transitions, ids=lambda t: t.action)
+def test_every_transition_of_the_handbook_is_in_the_actions_table(transition: Transition) -> None:
+    assert transition_row(transition) in read("process.md").splitlines()
+
+
+def test_the_actions_table_has_no_transition_the_handbook_lacks() -> None:
+    section = read("process.md").split("## Actions and their guards", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert sorted(rows) == sorted(transition_row(t) for t in HANDBOOK.transitions)
 
 
 def test_every_error_is_in_the_api_page() -> None:

@@ -387,3 +387,16 @@ def test_an_action_the_process_does_not_have(flow: IncidentFlow) -> None:
     incident = declare(flow)
     with pytest.raises(TransitionRefused, match="not an action"):
         flow.transition(incident.id, "monitor", by="alice")
+
+
+def test_unknown_delivery_status(flow: IncidentFlow) -> None:
+    with pytest.raises(InvalidFieldError, match="pending"):
+        flow.deliveries(status="lost")
+
+
+def test_the_lead_messenger_warning_is_recorded_once(flow: IncidentFlow) -> None:
+    incident = declare(flow)
+    flow.assign(incident.id, Role.LEAD, "bob", by="alice")
+    flow.assign(incident.id, Role.MESSENGER, "bob", by="alice")
+    incident = flow.assign(incident.id, Role.RESOLUTION_OWNER, "erin", by="bob")
+    assert [w.name for w in incident.warnings].count("distinct_lead_and_messenger") == 1

@@ -19,6 +19,7 @@ from incident_flow import (
     TransitionRefused,
 )
 from incident_flow.errors import ProcessDefinitionError, UnknownPhaseError, UnknownRoleError
+from incident_flow.events import ActionTaken
 from tests.conftest import to_mitigating
 
 
@@ -194,3 +195,49 @@ def test_mermaid_diagram_has_every_phase_change() -> None:
 def test_processes_are_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         HANDBOOK.name = "x"  # type: ignore[misc]
+
+
+def test_a_team_action_that_keeps_the_phase_is_recorded_with_its_arguments(
+    clock: FakeClock,
+) -> None:
+    licence_short = Guard(
+        "licence_valid_at_most_7_days",
+        lambda incident, context: int(context.payload.get("days", "0")) <= 7,
+        "a temporary licence key may be valid for at most 7 days",
+        "Go-to-market (license and subscription) issues",
+        reads=("days",),
+    )
+    process = HANDBOOK.evolve(
+        guards={**HANDBOOK.guards, licence_short.name: licence_short},
+        transitions=(
+            *HANDBOOK.transitions,
+            Transition(
+                "issue_temporary_licence",
+                (Phase.IDENTIFIED, Phase.TRIAGED, Phase.MITIGATING),
+                guards=licence_short.name,
+            ),
+        ),
+    )
+    with IncidentFlow(process=process, clock=clock, entry_points=False) as flow:
+        incident = flow.declare("Licence expired", severity="major", customer_impact=True, by="a")
+        with pytest.raises(TransitionRefused) as refused:
+            flow.transition(incident.id, "issue_temporary_licence", by="a", days="30")
+        assert [r.name for r in refused.value.unmet] == ["licence_valid_at_most_7_days"]
+        assert "issue_temporary_licence" in flow.available_actions(incident.id)
+        after = flow.transition(incident.id, "issue_temporary_licence", by="a", days="7")
+        event = flow.history(incident.id)[-1]
+        assert isinstance(event, ActionTaken)
+        assert (event.action, event.arguments) == ("issue_temporary_licence", {"days": "7"})
+        assert after.phase == Phase.IDENTIFIED
+        assert after.version == 2
+
+
+def test_warnings_belong_to_each_transition_not_to_the_action_name() -> None:
+    process = monitoring_process().with_transition(Transition("assign", "monitoring"))
+    assert process.decide is not None
+    table = {(a, s): c for (a, s), c in process._table.items()}
+    assert [g.name for g in table[("assign", "identified")].warnings] == [
+        "distinct_lead_and_messenger",
+        "rollback_before_resolution_owner",
+    ]
+    assert table[("assign", "monitoring")].warnings == ()
