@@ -16,7 +16,6 @@ The team's changes to :data:`~incident_flow.HANDBOOK`:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 
 import attrs
 
@@ -25,7 +24,6 @@ from incident_flow import (
     Context,
     FakeClock,
     Guard,
-    Incident,
     IncidentFlow,
     PhaseSpec,
     Process,
@@ -44,22 +42,22 @@ GO_TO_MARKET = "Go-to-market (license and subscription) issues"
 DRAIN_TIMEOUT = 10.0
 
 
-def _days_since_declared(incident: Incident, context: Context) -> float:
-    return (context.at - incident.declared_at) / timedelta(days=1)
+def _valid_days(context: Context) -> int:
+    return int(context.payload.get("valid_days", "0"))
 
 
-# `flow.transition` carries no arguments, so the guard judges by what it knows: the time. A
-# temporary key bridges the first days of a licence incident; once the incident is older than a
-# key may be valid, another key would stretch the bridge past 7 days, and go-to-market must act.
+# The key's validity comes with the command (`flow.transition(..., valid_days="7")`); the guard
+# reads it from the context, and the event records it.
 LICENCE_GUARD = Guard(
     "licence_valid_at_most_7_days",
-    lambda incident, context: _days_since_declared(incident, context) <= TEMPORARY_LICENCE_DAYS,
+    lambda incident, context: 0 < _valid_days(context) <= TEMPORARY_LICENCE_DAYS,
     lambda incident, context: (
-        f"a temporary licence key is valid for at most {TEMPORARY_LICENCE_DAYS} days and this "
-        f"incident is {_days_since_declared(incident, context):.0f} days old; ask the "
-        "go-to-market team to validate the customer's subscription instead"
+        f"a temporary licence key is valid for at most {TEMPORARY_LICENCE_DAYS} days, not "
+        f"{_valid_days(context)}; ask the go-to-market team to validate the customer's "
+        "subscription for anything longer"
     ),
     GO_TO_MARKET,
+    reads=("valid_days",),
 )
 
 
@@ -86,9 +84,9 @@ def build_team_process() -> Process:
     process = process.with_roles(lead="Incident Commander")
     process = process.without_guard("resolve", "status_update_posted")
 
-    # The team's own action: the key is the mitigation, then the team monitors.
+    # The team's own action; it keeps the phase and is recorded as an ActionTaken event.
     process = process.with_transition(
-        Transition("issue_temporary_licence", "mitigating", MONITORING)
+        Transition("issue_temporary_licence", ("mitigating", MONITORING))
     )
     return process.with_guard("issue_temporary_licence", LICENCE_GUARD)
 
@@ -122,22 +120,22 @@ def run_incidents(flow: IncidentFlow, clock: FakeClock) -> None:
     print(f"  {incident.title}: {incident.phase}")
 
     # Without customer impact these need no messenger and make no announcements: shorter output.
-    print("\n== A customer's licence expired: a temporary key, within 7 days")
+    print("\n== A customer's licence expired: a temporary key, valid for 7 days")
     licence = start("Customer licence expired", customer_impact=False)
-    clock.advance(hours=1)
-    incident = flow.transition(licence, "issue_temporary_licence", by="bob")
+    clock.advance(minutes=20)
+    flow.transition(licence, "issue_temporary_licence", by="bob", valid_days="7")
     flow.drain(DRAIN_TIMEOUT)
-    print(f"  {incident.title}: {incident.phase}")
+    last = flow.history(licence)[-1]
+    print(f"  recorded: {last.type} {getattr(last, 'arguments', {})}")
 
-    print("\n== The same, 8 days into an incident: refused")
-    late = start("Another customer's licence expired", customer_impact=False)
-    clock.advance(days=8)
+    print("\n== A key for 30 days: refused")
     try:
-        flow.transition(late, "issue_temporary_licence", by="bob")
+        flow.transition(licence, "issue_temporary_licence", by="bob", valid_days="30")
     except TransitionRefused as refused:
         for requirement in refused.unmet:
             print(f"  refused, {requirement.name}: {requirement.reason}")
             print(f"    (handbook: {requirement.handbook_ref})")
+    flow.drain(DRAIN_TIMEOUT)
 
 
 def show_malformed_processes() -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from incident_flow.events import (
+    ActionTaken,
     ChecklistItemCompleted,
     ChecklistItemWaived,
     Event,
@@ -168,6 +169,11 @@ class ConsoleSlack(_Printer):
                 ]
             case WarningRecorded():
                 return [(channel, f"warning: {event.reason} (handbook: {event.handbook_ref})")]
+            case ActionTaken():
+                arguments = ", ".join(f"{k}={v}" for k, v in sorted(event.arguments.items()))
+                return [
+                    (channel, f"{actor}: {event.action}" + (f" ({arguments})" * bool(arguments)))
+                ]
             case _:
                 # An event type newer than this adapter still shows up, if plainly.
                 return [(channel, f"{actor}: {event.type}")]

@@ -150,3 +150,16 @@ def test_the_site_builds_without_a_warning(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}{result.stderr}"
+
+
+def test_every_cli_command_is_documented() -> None:
+    import argparse
+
+    from incident_flow.cli import _parser
+
+    subparsers = next(
+        action for action in _parser()._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    text = read("cli.md")
+    for name in subparsers.choices:
+        assert f"$ incident-flow {name}" in text, f"docs/cli.md does not show `{name}`"
