@@ -427,3 +427,12 @@ def test_marking_a_delivery_that_is_not_in_the_outbox_changes_nothing(store: Sto
     store.mark_failed(Delivery("INC-9", 1, "slack"), error="boom", at=T0)
 
     assert store.deliveries() == [Delivery("INC-1", 1, "slack")]
+
+
+def test_load_after_a_version_returns_only_the_later_events(store: Store) -> None:
+    events = [declared("inc-after"), *(update("inc-after", v) for v in range(2, 5))]
+    store.append("inc-after", 0, events, phase="identified")
+    assert store.load("inc-after", after_version=2) == events[2:]
+    assert store.load("inc-after", after_version=4) == []
+    with pytest.raises(UnknownIncidentError):
+        store.load("inc-nope", after_version=3)

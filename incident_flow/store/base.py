@@ -74,8 +74,8 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def load(self, incident_id: str) -> list[Event]:
-        """Return every event of the incident in version order.
+    def load(self, incident_id: str, *, after_version: int = 0) -> list[Event]:
+        """Return the incident's events in version order, those after ``after_version`` only.
 
         Raises:
             UnknownIncidentError: no such incident.

@@ -47,12 +47,12 @@ class MemoryStore(Store):
             for delivery in deliveries:
                 self._outbox[delivery.key] = delivery
 
-    def load(self, incident_id: str) -> list[Event]:
+    def load(self, incident_id: str, *, after_version: int = 0) -> list[Event]:
         with self._lock:
             log = self._events.get(incident_id)
             if log is None:
                 raise UnknownIncidentError(incident_id)
-            return list(log)
+            return log[after_version:]
 
     def version(self, incident_id: str) -> int:
         with self._lock:

@@ -357,15 +357,16 @@ class SQLiteStore(Store):
                 )
                 raise ConcurrencyConflict(incident_id, expected_version, actual) from error
 
-    def load(self, incident_id: str) -> list[Event]:
+    def load(self, incident_id: str, *, after_version: int = 0) -> list[Event]:
         """Return the incident's events in version order (see :meth:`Store.load`)."""
         with self._locked() as conn:
             rows = conn.execute(
-                "SELECT version, data FROM events WHERE incident_id = ? ORDER BY version",
-                (incident_id,),
+                "SELECT version, data FROM events WHERE incident_id = ? AND version > ? "
+                "ORDER BY version",
+                (incident_id, after_version),
             ).fetchall()
-        if not rows:
-            raise UnknownIncidentError(incident_id)
+            if not rows and self._current_version(conn, incident_id) == 0:
+                raise UnknownIncidentError(incident_id)
         return [self._decode(incident_id, version, data) for version, data in rows]
 
     def version(self, incident_id: str) -> int:
