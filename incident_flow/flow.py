@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import builtins
 import logging
+import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -60,7 +62,9 @@ logger = logging.getLogger("incident_flow")
 
 MAX_TITLE = 200
 MAX_TEXT = 10_000
-CONFLICT_RETRIES = 8
+CONFLICT_RETRIES = 10
+CONFLICT_BACKOFF = 0.002
+"""Seconds before the first retry after a conflict; doubled each time, with full jitter."""
 
 # What each built-in action records besides the phase change; the payload was validated already.
 _EventSpec = tuple[type[Event], dict[str, Any]]
@@ -431,7 +435,10 @@ class IncidentFlow:
     ) -> Incident:
         incident_id = self._id(incident_id)
         actor = _actor(by)
-        for _attempt in range(CONFLICT_RETRIES):
+        for attempt in range(CONFLICT_RETRIES):
+            if attempt:
+                # Writers that keep colliding step aside for a random, growing while.
+                time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
             events = self.store.load(incident_id)
             incident = fold(events)
             assert incident is not None
