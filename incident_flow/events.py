@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
@@ -25,6 +26,7 @@ from incident_flow.model import (
     Severity,
     StatusUpdate,
     Warning,
+    evolve_incident,
 )
 
 __all__ = [
@@ -84,18 +86,20 @@ class Event:
                 incident_id=self.incident_id,
                 version=self.version,
             )
-        if self.version != incident.version + 1:
-            raise CorruptEventError(
-                f"expected version {incident.version + 1}, found {self.version}",
-                incident_id=self.incident_id,
-                version=self.version,
-            )
         return incident
 
     def _advance(self, incident: Incident | None, **changes: Any) -> Incident:
         """Return the incident after this event, with ``changes`` applied."""
         current = self._current(incident)
-        return attrs.evolve(current, version=self.version, updated_at=self.at, **changes)
+        if self.version != current.version + 1:
+            raise CorruptEventError(
+                f"expected version {current.version + 1}, found {self.version}",
+                incident_id=self.incident_id,
+                version=self.version,
+            )
+        changes["version"] = self.version
+        changes["updated_at"] = self.at
+        return evolve_incident(current, changes)
 
 
 @attrs.frozen(kw_only=True)
@@ -146,10 +150,11 @@ class RoleAssigned(Event):
         incident = self._current(incident)
         roles = dict(incident.roles)
         roles[self.role] = self.person
+        frozen_roles = MappingProxyType(roles)
         ack = incident.lead_acknowledged_by
         if self.role == "lead" and self.person != ack:
             ack = None  # a new lead has to say "I'm on it" again
-        return self._advance(incident, roles=roles, lead_acknowledged_by=ack)
+        return self._advance(incident, roles=frozen_roles, lead_acknowledged_by=ack)
 
 
 @attrs.frozen(kw_only=True)

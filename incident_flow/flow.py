@@ -123,6 +123,9 @@ class IncidentFlow:
         plugins: plugin objects or modules to register besides the entry points.
         clock: where the time comes from; the system clock (UTC) by default.
         entry_points: load plugins from the ``incident_flow`` entry-point group.
+        snapshot_cache: how many incidents' latest states to keep folded in memory (the least
+            recently used are dropped first). A cached state is only a shortcut: commands are
+            checked against the store's version, and reads catch up with the store.
 
     A flow is thread-safe. Shut it down (or use it as a context manager) to let queued deliveries
     finish and stop the delivery threads; the store is closed with it.
@@ -136,6 +139,7 @@ class IncidentFlow:
         plugins: Iterable[object] = (),
         clock: Clock | None = None,
         entry_points: bool = True,
+        snapshot_cache: int = 10_000,
     ) -> None:
         self.process = process
         self.store: Store = store if store is not None else MemoryStore()
@@ -144,6 +148,9 @@ class IncidentFlow:
         self._delivery = InProcessDelivery(self.store, self.clock)
         # Held from append to submit, so each plugin's lane receives events in commit order.
         self._commit_lock = threading.Lock()
+        self._snapshots: dict[str, Incident] = {}
+        self._snapshot_limit = snapshot_cache
+        self._snapshot_lock = threading.Lock()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -175,9 +182,7 @@ class IncidentFlow:
         Raises:
             UnknownIncidentError: no such incident.
         """
-        incident = fold(self.store.load(self._id(incident_id)))
-        assert incident is not None  # a stored incident has at least its declaration
-        return incident
+        return self._latest(self._id(incident_id), trust_cache=False)
 
     def history(self, incident_id: str) -> list[Event]:
         """Every event of the incident, oldest first."""
@@ -284,6 +289,7 @@ class IncidentFlow:
             self._commit(None, [event], [incident])
         except ConcurrencyConflict as conflict:
             raise DuplicateIncidentError(f"incident id {new_id!r} is already taken") from conflict
+        self._remember(incident)
         return incident
 
     def assign(
@@ -439,9 +445,8 @@ class IncidentFlow:
             if attempt:
                 # Writers that keep colliding step aside for a random, growing while.
                 time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
-            events = self.store.load(incident_id)
-            incident = fold(events)
-            assert incident is not None
+            # The first try trusts the cached state; a conflict proves it stale and reloads.
+            incident = self._latest(incident_id, trust_cache=attempt == 0)
             if check_item and incident.item(payload["item"]) is None:
                 names = ", ".join(item.name for item in incident.checklist) or "none"
                 raise UnknownChecklistItemError(
@@ -463,6 +468,7 @@ class IncidentFlow:
                 self._commit(incident, new_events, steps)
             except ConcurrencyConflict:
                 continue  # someone else wrote first: decide again on the new state
+            self._remember(current)
             return current
         actual = self.store.version(incident_id)
         raise ConcurrencyConflict(incident_id, actual - 1, actual)
@@ -550,6 +556,35 @@ class IncidentFlow:
             if deliveries:
                 pairs = list(zip(events, steps, strict=True))
                 self._delivery.submit(notifiers, deliveries, pairs)
+
+    # -- the snapshot cache ---------------------------------------------------------------------
+
+    def _latest(self, incident_id: str, *, trust_cache: bool) -> Incident:
+        """The incident's state: the cached fold, caught up with the store unless trusted as is.
+
+        The cache only saves folding; every append still checks the version in the store, so a
+        stale snapshot costs a conflict and a reload, never a lost update.
+        """
+        cached = self._snapshots.get(incident_id)
+        if cached is not None and trust_cache:
+            return cached
+        events = self.store.load(incident_id, after_version=cached.version if cached else 0)
+        if not events and cached is not None:
+            return cached
+        incident = fold(events, cached)
+        assert incident is not None  # a stored incident has at least its declaration
+        self._remember(incident)
+        return incident
+
+    def _remember(self, incident: Incident) -> None:
+        with self._snapshot_lock:
+            snapshots = self._snapshots
+            known = snapshots.pop(incident.id, None)
+            if known is not None and known.version > incident.version:
+                incident = known  # another thread already cached a newer state
+            elif known is None and len(snapshots) >= self._snapshot_limit:
+                del snapshots[next(iter(snapshots))]  # the least recently cached
+            snapshots[incident.id] = incident
 
     # -- argument checks ------------------------------------------------------------------------
 
