@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 
@@ -21,6 +21,7 @@ from incident_flow.errors import CorruptEventError
 from incident_flow.model import (
     ChecklistItem,
     Incident,
+    IncidentDraft,
     ItemState,
     Rollback,
     Severity,
@@ -75,31 +76,34 @@ class Event:
         return type(self).__name__
 
     def apply(self, incident: Incident | None) -> Incident:
-        """Return the incident after this event."""
-        raise NotImplementedError
+        """Return the incident after this event.
 
-    def _current(self, incident: Incident | None) -> Incident:
-        """Return ``incident``, checked to be the state this event follows."""
+        Raises:
+            CorruptEventError: the event does not follow ``incident`` (or there is none).
+        """
         if incident is None:
             raise CorruptEventError(
                 f"{self.type} cannot be the first event of an incident",
                 incident_id=self.incident_id,
                 version=self.version,
             )
-        return incident
+        self._check_follows(incident.version)
+        changes = self._changes(incident)
+        changes["version"] = self.version
+        changes["updated_at"] = self.at
+        return evolve_incident(incident, changes)
 
-    def _advance(self, incident: Incident | None, **changes: Any) -> Incident:
-        """Return the incident after this event, with ``changes`` applied."""
-        current = self._current(incident)
-        if self.version != current.version + 1:
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        """The fields this event changes, given the incident before it (or a draft of it)."""
+        raise NotImplementedError
+
+    def _check_follows(self, version: int) -> None:
+        if self.version != version + 1:
             raise CorruptEventError(
-                f"expected version {current.version + 1}, found {self.version}",
+                f"expected version {version + 1}, found {self.version}",
                 incident_id=self.incident_id,
                 version=self.version,
             )
-        changes["version"] = self.version
-        changes["updated_at"] = self.at
-        return evolve_incident(current, changes)
 
 
 @attrs.frozen(kw_only=True)
@@ -146,23 +150,21 @@ class RoleAssigned(Event):
     role: str
     person: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
         roles = dict(incident.roles)
         roles[self.role] = self.person
-        frozen_roles = MappingProxyType(roles)
         ack = incident.lead_acknowledged_by
         if self.role == "lead" and self.person != ack:
             ack = None  # a new lead has to say "I'm on it" again
-        return self._advance(incident, roles=frozen_roles, lead_acknowledged_by=ack)
+        return {"roles": MappingProxyType(roles), "lead_acknowledged_by": ack}
 
 
 @attrs.frozen(kw_only=True)
 class OwnershipAcknowledged(Event):
     """OwnershipAcknowledged: the Incident Lead said "I'm on it"."""
 
-    def apply(self, incident: Incident | None) -> Incident:
-        return self._advance(incident, lead_acknowledged_by=self.actor)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        return {"lead_acknowledged_by": self.actor}
 
 
 @attrs.frozen(kw_only=True)
@@ -177,14 +179,13 @@ class PhaseChanged(Event):
     closes: bool = False
     """True when ``dest`` is a terminal phase."""
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
         changes: dict[str, Any] = {"phase": self.dest}
         if self.resolves and incident.resolved_at is None:
             changes["resolved_at"] = self.at
         if self.closes:
             changes["closed_at"] = self.at
-        return self._advance(incident, **changes)
+        return changes
 
 
 @attrs.frozen(kw_only=True)
@@ -198,8 +199,8 @@ class ActionTaken(Event):
     action: str
     arguments: dict[str, str] = attrs.field(factory=dict)
 
-    def apply(self, incident: Incident | None) -> Incident:
-        return self._advance(incident)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        return {}
 
 
 @attrs.frozen(kw_only=True)
@@ -209,10 +210,9 @@ class RollbackRecorded(Event):
     outcome: str
     succeeded: bool | None = None
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
         rollback = Rollback(self.outcome, self.succeeded, self.at, self.actor)
-        return self._advance(incident, rollbacks=(*incident.rollbacks, rollback))
+        return {"rollbacks": (*incident.rollbacks, rollback)}
 
 
 @attrs.frozen(kw_only=True)
@@ -221,9 +221,8 @@ class ReleasePaused(Event):
 
     release: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
-        return self._advance(incident, paused_releases=(*incident.paused_releases, self.release))
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        return {"paused_releases": (*incident.paused_releases, self.release)}
 
 
 @attrs.frozen(kw_only=True)
@@ -232,10 +231,8 @@ class ReleaseResumed(Event):
 
     release: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
-        paused = tuple(r for r in incident.paused_releases if r != self.release)
-        return self._advance(incident, paused_releases=paused)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        return {"paused_releases": tuple(r for r in incident.paused_releases if r != self.release)}
 
 
 @attrs.frozen(kw_only=True)
@@ -245,10 +242,9 @@ class StatusUpdatePosted(Event):
     text: str
     status_phase: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
         update = StatusUpdate(self.text, self.status_phase, self.at, self.actor)
-        return self._advance(incident, status_updates=(*incident.status_updates, update))
+        return {"status_updates": (*incident.status_updates, update)}
 
 
 @attrs.frozen(kw_only=True)
@@ -258,8 +254,8 @@ class SeverityChanged(Event):
     severity: Severity
     previous: Severity
 
-    def apply(self, incident: Incident | None) -> Incident:
-        return self._advance(incident, severity=self.severity)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        return {"severity": self.severity}
 
 
 @attrs.frozen(kw_only=True)
@@ -268,12 +264,16 @@ class FalsePositiveMarked(Event):
 
     reason: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        return self._advance(incident, false_positive=True, false_positive_reason=self.reason)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        return {"false_positive": True, "false_positive_reason": self.reason}
 
 
 def _set_item(incident: Incident, name: str, item: ChecklistItem) -> tuple[ChecklistItem, ...]:
     return tuple(item if entry.name == name else entry for entry in incident.checklist)
+
+
+def _required(incident: Incident, name: str) -> bool:
+    return any(entry.required for entry in incident.checklist if entry.name == name)
 
 
 @attrs.frozen(kw_only=True)
@@ -282,12 +282,11 @@ class ChecklistItemCompleted(Event):
 
     item: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
-        current = incident.item(self.item)
-        required = current.required if current is not None else False
-        done = ChecklistItem(self.item, required, ItemState.DONE, self.actor, self.at)
-        return self._advance(incident, checklist=_set_item(incident, self.item, done))
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        done = ChecklistItem(
+            self.item, _required(incident, self.item), ItemState.DONE, self.actor, self.at
+        )
+        return {"checklist": _set_item(incident, self.item, done)}
 
 
 @attrs.frozen(kw_only=True)
@@ -297,14 +296,12 @@ class ChecklistItemWaived(Event):
     item: str
     reason: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
-        current = incident.item(self.item)
-        required = current.required if current is not None else False
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        required = _required(incident, self.item)
         waived = ChecklistItem(
             self.item, required, ItemState.WAIVED, self.actor, self.at, self.reason
         )
-        return self._advance(incident, checklist=_set_item(incident, self.item, waived))
+        return {"checklist": _set_item(incident, self.item, waived)}
 
 
 @attrs.frozen(kw_only=True)
@@ -315,18 +312,38 @@ class WarningRecorded(Event):
     reason: str
     handbook_ref: str
 
-    def apply(self, incident: Incident | None) -> Incident:
-        incident = self._current(incident)
+    def _changes(self, incident: Incident) -> dict[str, Any]:
         warning = Warning(self.name, self.reason, self.handbook_ref, self.at)
-        return self._advance(incident, warnings=(*incident.warnings, warning))
+        return {"warnings": (*incident.warnings, warning)}
 
 
 def fold(events: Iterable[Event], incident: Incident | None = None) -> Incident | None:
     """Apply ``events`` in order to ``incident`` (None for a new one) and return the result.
 
+    A long run of events is folded into one mutable draft and frozen once at the end, rather
+    than through one new incident per event; the result is the same.
+
     Raises:
         CorruptEventError: the events do not start at version 1 or skip a version.
     """
-    for event in events:
-        incident = event.apply(incident)
-    return incident
+    pending = events if isinstance(events, list) else list(events)
+    start = 0
+    if incident is None:
+        if not pending:
+            return None
+        incident = pending[0].apply(None)
+        start = 1
+    if len(pending) - start < 3:
+        for event in pending[start:]:
+            incident = event.apply(incident)
+        return incident
+    draft = IncidentDraft.of(incident)
+    view = cast(Incident, draft)  # a draft has every attribute an event reads
+    for event in pending[start:]:
+        event._check_follows(draft.version)
+        for name, value in event._changes(view).items():
+            setattr(draft, name, value)
+        draft.version = event.version
+        draft.updated_at = event.at
+    folded: Incident = draft.freeze()
+    return folded

@@ -545,17 +545,19 @@ class IncidentFlow:
             for event in events
             for notifier in notifiers
         ]
+        expected = before.version if before is not None else 0
+        if not deliveries:
+            self.store.append(events[0].incident_id, expected, events, phase=steps[-1].phase)
+            return
         with self._commit_lock:
             self.store.append(
                 events[0].incident_id,
-                before.version if before is not None else 0,
+                expected,
                 events,
                 phase=steps[-1].phase,
                 deliveries=deliveries,
             )
-            if deliveries:
-                pairs = list(zip(events, steps, strict=True))
-                self._delivery.submit(notifiers, deliveries, pairs)
+            self._delivery.submit(notifiers, deliveries, list(zip(events, steps, strict=True)))
 
     # -- the snapshot cache ---------------------------------------------------------------------
 

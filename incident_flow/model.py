@@ -222,3 +222,37 @@ def _compile_evolve(cls: type[Incident]) -> Callable[[Incident, dict[str, Any]],
 
 
 evolve_incident = _compile_evolve(Incident)
+
+
+def _compile_draft(cls: type[Incident]) -> type[Any]:
+    """Build :class:`IncidentDraft`: the same attributes as an incident, but writable."""
+    names = [field.name for field in attrs.fields(cls)]
+    source = "\n".join(
+        [
+            "class IncidentDraft:",
+            '    """A writable copy of an incident, for folding many events at once."""',
+            f"    __slots__ = {tuple(names)!r}",
+            "    @classmethod",
+            "    def of(draft_cls, incident):",
+            "        draft = new_object(draft_cls)",
+            *(f"        draft.{name} = incident.{name}" for name in names),
+            "        return draft",
+            "    def freeze(self):",
+            "        incident = new_object(cls)",
+            *(f"        set_attribute(incident, {name!r}, self.{name})" for name in names),
+            "        return incident",
+        ]
+    )
+    namespace: dict[str, Any] = {
+        "new_object": object.__new__,
+        "set_attribute": object.__setattr__,
+        "cls": cls,
+    }
+    exec(source, namespace)
+    draft: type[Any] = namespace["IncidentDraft"]
+    draft.__module__ = __name__
+    return draft
+
+
+IncidentDraft = _compile_draft(Incident)
+"""A writable copy of an incident: ``IncidentDraft.of(incident)`` … ``draft.freeze()``."""

@@ -78,6 +78,7 @@ class PluginRegistry:
         self.manager.add_hookspecs(hookspecs)
         self.failures: list[PluginLoadFailure] = []
         self._notifiers: tuple[Notifier, ...] | None = None
+        self._has_policies = False
         if os.environ.get("INCIDENT_FLOW_TRACE_HOOKS") == "1":
             self.manager.trace.root.setwriter(logger.debug)
             self.manager.enable_tracing()
@@ -124,6 +125,7 @@ class PluginRegistry:
                 f"hooks are {', '.join(self.hook_names())}"
             ) from error
         self._notifiers = None
+        self._has_policies = bool(self.manager.hook.incident_flow_requirements.get_hookimpls())
         return name
 
     def hook_names(self) -> list[str]:
@@ -150,9 +152,9 @@ class PluginRegistry:
         Raises:
             PluginError: a plugin raised; the command must not go ahead half-decided.
         """
-        caller = self.manager.hook.incident_flow_requirements
-        if not caller.get_hookimpls():
+        if not self._has_policies:
             return []
+        caller = self.manager.hook.incident_flow_requirements
         try:
             results = caller(incident=incident, action=action, context=context)
         except Exception as error:

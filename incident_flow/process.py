@@ -377,8 +377,14 @@ class Process:
             return Decision(
                 action, incident.phase, None, (self._phase_requirement(action, incident.phase),), ()
             )
-        unmet = tuple(r for guard in compiled.guards for r in guard.unmet(incident, context))
-        warned = tuple(r for guard in compiled.warnings for r in guard.unmet(incident, context))
+        unmet: tuple[Requirement, ...] = ()
+        warned: tuple[Requirement, ...] = ()
+        for guard in compiled.guards:
+            if not guard.is_met(incident, context):
+                unmet += tuple(guard.unmet(incident, context))
+        for guard in compiled.warnings:
+            if not guard.is_met(incident, context):
+                warned += tuple(guard.unmet(incident, context))
         return Decision(action, incident.phase, compiled.dest, unmet, warned)
 
     def _phase_requirement(self, action: str, phase: str) -> Requirement:

@@ -9,7 +9,7 @@ first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,10 @@ class Context:
     payload: Mapping[str, Any] = attrs.field(factory=dict)
 
 
+def _frozen_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)
+
+
 Check = Callable[[Incident, Context], bool]
 Reason = str | Callable[[Incident, Context], str]
 
@@ -66,7 +70,7 @@ class Guard:
     check: Check
     reason: Reason
     handbook_ref: str = ""
-    reads: tuple[str, ...] = ()
+    reads: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
     """Command arguments (``context.payload`` keys) the check depends on."""
     possible: Callable[[Incident], bool] | None = None
     """Asked instead of ``check`` when an argument in ``reads`` is not given (a question such as
@@ -74,9 +78,15 @@ class Guard:
     impossible_reason: str = ""
     """The reason reported when ``possible`` says no."""
 
+    def is_met(self, incident: Incident, context: Context) -> bool:
+        """True when nothing of this guard is unmet (the fast question; see :meth:`unmet`)."""
+        if self.reads and not self.reads <= context.payload.keys():
+            return self.possible is None or self.possible(incident)
+        return self.check(incident, context)
+
     def unmet(self, incident: Incident, context: Context) -> Iterator[Requirement]:
         """Yield a :class:`Requirement` for each part of this guard that is not met."""
-        if self.reads and not all(key in context.payload for key in self.reads):
+        if self.reads and not self.reads <= context.payload.keys():
             if self.possible is not None and not self.possible(incident):
                 yield Requirement(self.name, self.impossible_reason, self.handbook_ref)
             return
@@ -93,6 +103,9 @@ class ChecklistGuard(Guard):
     check: Check = lambda incident, context: True
     reason: Reason = "complete or waive every required post-mortem checklist item"
     handbook_ref: str = POSTMORTEM_SECTION
+
+    def is_met(self, incident: Incident, context: Context) -> bool:
+        return not any(item.required and item.is_open for item in incident.checklist)
 
     def unmet(self, incident: Incident, context: Context) -> Iterator[Requirement]:
         for item in incident.checklist:

@@ -10,11 +10,14 @@ incident and version. The module never touches cattrs' global converter.
 from __future__ import annotations
 
 import json
+import json.scanner
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.preconf.json import make_converter as make_json_converter
 
@@ -84,18 +87,33 @@ def event_from_dict(record: Mapping[str, Any]) -> Event:
         SchemaVersionError: the schema is newer than this version of incident_flow.
         CorruptEventError: anything else is wrong with the payload.
     """
-    data = dict(record)
+    return _decode(dict(record))
+
+
+def _where(data: Mapping[str, Any]) -> dict[str, Any]:
     incident_id = data.get("incident_id")
     version = data.get("version")
-    where: dict[str, Any] = {
+    return {
         "incident_id": str(incident_id) if incident_id is not None else None,
         "version": version if isinstance(version, int) else None,
     }
+
+
+def _decode(data: dict[str, Any]) -> Event:
+    """Build an event from ``data``, a dict this module may consume."""
     type_name = data.pop("type", None)
     cls = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
-        raise UnknownEventTypeError(f"unknown event type {type_name!r}", **where)
+        raise UnknownEventTypeError(f"unknown event type {type_name!r}", **_where(data))
     schema = data.pop("schema", 1)
+    if schema == cls.schema_version:
+        decoder = _DECODERS.get(cls) or _DECODERS.setdefault(cls, _compile_decoder(cls))
+        try:
+            return decoder(data)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            message = f"cannot decode {type_name}: {type(error).__name__}: {error}"
+            raise CorruptEventError(message, **_where(data)) from error
+    where = _where(data)
     if not isinstance(schema, int) or schema < 1:
         raise CorruptEventError(f"bad schema version {schema!r} on {type_name}", **where)
     if schema > cls.schema_version:
@@ -110,10 +128,80 @@ def event_from_dict(record: Mapping[str, Any]) -> Event:
             raise SchemaVersionError(f"no upcaster for {type_name} schema {schema}", **where)
         data = upcast(data)
         schema += 1
-    try:
-        return _converter.structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as error:
-        raise CorruptEventError(f"cannot decode {type_name}: {error}", **where) from error
+    data["schema"] = schema
+    data["type"] = type_name
+    return _decode(data)
+
+
+_DECODERS: dict[type[Event], Callable[[dict[str, Any]], Event]] = {}
+
+
+def _text(value: Any) -> str:
+    if value.__class__ is not str:
+        raise TypeError(f"expected a string, not {value!r}")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if value.__class__ is not int:
+        raise TypeError(f"expected an integer, not {value!r}")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if value.__class__ is not bool:
+        raise TypeError(f"expected true or false, not {value!r}")
+    return value
+
+
+def _optional_flag(value: Any) -> bool | None:
+    return None if value is None else _flag(value)
+
+
+def _moment(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(_text(value))
+    if parsed.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}")
+    return parsed
+
+
+_FIELD_DECODERS: dict[Any, Callable[[Any], Any]] = {
+    str: _text,
+    int: _integer,
+    bool: _flag,
+    bool | None: _optional_flag,
+    datetime: _moment,
+}
+
+
+def _compile_decoder(cls: type[Event]) -> Callable[[dict[str, Any]], Event]:
+    """Build a decoder for one event class: each field checked for its type, then the frozen
+    event filled in directly. Types without a fast check go through the cattrs converter."""
+    attrs.resolve_types(cls)
+    namespace: dict[str, Any] = {
+        "new_object": object.__new__,
+        "set_attribute": object.__setattr__,
+        "cls": cls,
+    }
+    lines = ["def decode(data):", "    event = new_object(cls)"]
+    for index, field in enumerate(attrs.fields(cls)):
+        check = _FIELD_DECODERS.get(field.type)
+        if check is None:
+            check = partial(_converter.structure, cl=field.type)
+        namespace[f"check_{index}"] = check
+        if field.default is attrs.NOTHING:
+            value = f"check_{index}(data[{field.name!r}])"
+        else:
+            namespace[f"default_{index}"] = field.default
+            value = (
+                f"check_{index}(data[{field.name!r}]) if {field.name!r} in data "
+                f"else default_{index}"
+            )
+        lines.append(f"    set_attribute(event, {field.name!r}, {value})")
+    lines.append("    return event")
+    exec("\n".join(lines), namespace)  # the same technique attrs uses for its own methods
+    decoder: Callable[[dict[str, Any]], Event] = namespace["decode"]
+    return decoder
 
 
 def dumps_event(event: Event) -> str:
@@ -127,13 +215,21 @@ def loads_event(text: str | bytes) -> Event:
     Raises:
         CorruptEventError: the text is not a JSON object or not a valid event.
     """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
     try:
-        record = json.loads(text)
-    except ValueError as error:
-        raise CorruptEventError(f"stored event is not JSON: {error}") from error
+        # The scanner json.loads runs, minus its wrappers: stored events are read in bulk.
+        record, end = _scan_json(text, 0)
+    except (StopIteration, ValueError) as error:
+        raise CorruptEventError(f"stored event is not JSON: {error!r}") from error
+    if end != len(text) and text[end:].strip():
+        raise CorruptEventError("stored event has data after its JSON object")
     if not isinstance(record, dict):
         raise CorruptEventError("stored event is not a JSON object")
-    return event_from_dict(record)
+    return _decode(record)
+
+
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def incident_to_dict(incident: Incident) -> dict[str, Any]:
