@@ -231,6 +231,8 @@ class IncidentFlow:
         incident = self.get(incident_id)
         actor = by if by is not None else (incident.lead or incident.roles.get("reporter", ""))
         now = self.clock.now()
+        if not self.plugins.has_policies:
+            return self.process.available_actions(incident, actor, now)
         return [
             action
             for action in self.process.actions_in(incident.phase)

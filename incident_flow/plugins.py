@@ -128,6 +128,11 @@ class PluginRegistry:
         self._has_policies = bool(self.manager.hook.incident_flow_requirements.get_hookimpls())
         return name
 
+    @property
+    def has_policies(self) -> bool:
+        """True when a plugin implements ``incident_flow_requirements``."""
+        return self._has_policies
+
     def hook_names(self) -> list[str]:
         """Names of every hook a plugin can implement."""
         return sorted(n for n in dir(hookspecs) if n.startswith(f"{hookspecs.PROJECT_NAME}_"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -150,6 +151,9 @@ class Process:
     _table: dict[tuple[str, str], _Compiled] = attrs.field(init=False, repr=False)
     _by_phase: dict[str, tuple[str, ...]] = attrs.field(init=False, repr=False)
     _phase_index: dict[str, PhaseSpec] = attrs.field(init=False, repr=False)
+    _availability: dict[str, tuple[tuple[str, tuple[Guard, ...]], ...]] = attrs.field(
+        init=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         index = self._validate()
@@ -172,6 +176,23 @@ class Process:
         table, by_phase = self._compile(machine)
         object.__setattr__(self, "_table", table)
         object.__setattr__(self, "_by_phase", by_phase)
+        # For "what can be done now?": per phase, each action with only the guards that can
+        # refuse without the command's arguments (the others are asked with them, later).
+        availability = {
+            phase: tuple(
+                (
+                    action,
+                    tuple(
+                        guard
+                        for guard in table[(action, phase)].guards
+                        if not guard.reads or guard.possible is not None
+                    ),
+                )
+                for action in actions
+            )
+            for phase, actions in by_phase.items()
+        }
+        object.__setattr__(self, "_availability", availability)
 
     # -- building -------------------------------------------------------------------------
 
@@ -364,6 +385,21 @@ class Process:
     def actions_in(self, phase: str) -> tuple[str, ...]:
         """The actions defined from ``phase``, whether or not their guards are met now."""
         return self._by_phase.get(phase, ())
+
+    def available_actions(self, incident: Incident, actor: str, at: datetime) -> list[str]:
+        """The actions whose guards are met now, asked without any command arguments.
+
+        Gives the same answer as :meth:`decide` for each action of the phase (a test holds
+        them to it), from a table that skips the guards no argument-less question can fail.
+        """
+        available = []
+        for action, guards in self._availability.get(incident.phase, ()):
+            if guards:
+                context = Context(action, actor, at)
+                if not all(guard.is_met(incident, context) for guard in guards):
+                    continue
+            available.append(action)
+        return available
 
     def decide(self, incident: Incident, context: Context) -> Decision:
         """Decide ``context.action`` for ``incident``: every unmet guard and every warning.

@@ -10,6 +10,7 @@ from incident_flow import (
     ChecklistItemSpec,
     FakeClock,
     Guard,
+    Incident,
     IncidentFlow,
     Phase,
     PhaseSpec,
@@ -241,3 +242,30 @@ def test_warnings_belong_to_each_transition_not_to_the_action_name() -> None:
         "rollback_before_resolution_owner",
     ]
     assert table[("assign", "monitoring")].warnings == ()
+
+
+def test_available_actions_agree_with_deciding_each_action(clock: FakeClock) -> None:
+    """The availability table gives the answer decide() gives, in every phase the walk reaches."""
+    from incident_flow.requirements import Context
+
+    with IncidentFlow(clock=clock, entry_points=False) as flow:
+        incidents = [declare_in_every_phase(flow, phase) for phase in ("identified", "mitigating")]
+        for incident in incidents:
+            for actor in ("bob", "mallory"):
+                expected = [
+                    action
+                    for action in HANDBOOK.actions_in(incident.phase)
+                    if HANDBOOK.decide(incident, Context(action, actor, clock.now())).allowed
+                ]
+                assert HANDBOOK.available_actions(incident, actor, clock.now()) == expected
+
+
+def declare_in_every_phase(flow: IncidentFlow, phase: str) -> Incident:
+    incident = flow.declare("x", severity="major", customer_impact=True, by="alice")
+    flow.assign(incident.id, Role.LEAD, "bob", by="alice")
+    if phase == "mitigating":
+        flow.acknowledge(incident.id, by="bob")
+        flow.assign(incident.id, Role.MESSENGER, "carol", by="bob")
+        flow.start_mitigation(incident.id, by="bob")
+        flow.pause_release(incident.id, release="3.30", by="bob")
+    return flow.get(incident.id)

@@ -37,6 +37,7 @@ from incident_flow import (
     TransitionRefused,
 )
 from incident_flow.events import PhaseChanged, fold
+from incident_flow.requirements import Context
 from incident_flow.serialization import dumps_event, loads_event
 from incident_flow.store import MemoryStore
 from tests.strategies import people, severities
@@ -248,6 +249,18 @@ class HandbookMachine(RuleBasedStateMachine):
                 assert not [i for i in incident.checklist if i.required and i.is_open]
             if incident.phase == Phase.FALSE_POSITIVE:
                 assert incident.false_positive
+
+    @invariant()
+    def the_availability_table_agrees_with_deciding(self) -> None:
+        for incident in list(self.known.values())[-2:]:
+            for actor in ("bob", "carol"):
+                now = self.clock.now()
+                expected = [
+                    action
+                    for action in HANDBOOK.actions_in(incident.phase)
+                    if HANDBOOK.decide(incident, Context(action, actor, now)).allowed
+                ]
+                assert HANDBOOK.available_actions(incident, actor, now) == expected
 
     @invariant()
     def events_round_trip_through_json(self) -> None:

@@ -7,6 +7,17 @@ database's write lock before they read the incident's version, so two writers ap
 incident are serialized and the loser gets a
 :class:`~incident_flow.errors.ConcurrencyConflict` instead of a lost update.
 
+Appends made at once by several threads share transactions (*group commit*): a caller queues its
+prepared batch; the first caller that finds no transaction under way becomes the *leader*, takes
+every batch queued by the time it holds the write lock (at most :attr:`SQLiteStore.MAX_GROUP`),
+writes each inside a ``SAVEPOINT`` of one ``BEGIN IMMEDIATE`` transaction, commits it with one
+sync, and hands the leadership to the oldest batch still queued. Each caller returns once the
+transaction holding its batch has committed, and raises what it would have raised alone: a batch
+that fails (a stale version, a constraint) is rolled back to its savepoint and its error goes to
+its caller only, the later batches of the group seeing the earlier ones' versions. A failed
+``COMMIT`` fails every batch of its group, and writes none of them. A caller alone never waits
+for company: its transaction starts at once, as it did before group commit.
+
 The schema is versioned. :data:`MIGRATIONS` lists the SQL scripts in order; opening a store
 applies those that the file's ``schema_migrations`` table does not record yet, inside one
 ``BEGIN IMMEDIATE`` transaction, so two processes opening the same new file at once do not both
@@ -33,10 +44,13 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
+
+import attrs
 
 from incident_flow.errors import (
     ConcurrencyConflict,
@@ -49,7 +63,7 @@ from incident_flow.events import Event
 from incident_flow.serialization import dumps_event, loads_event
 from incident_flow.store.base import Delivery, DeliveryStatus, Store
 
-__all__ = ["MIGRATIONS", "SQLiteStore"]
+__all__ = ["MIGRATIONS", "SQLiteStats", "SQLiteStore"]
 
 MIGRATIONS: Final[tuple[str, ...]] = (
     # 1: the incidents, their events and the outbox.
@@ -137,6 +151,57 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return isinstance(code, int) and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+_EventRow = tuple[str, int, str, str, str, str]
+_OutboxRow = tuple[str, int, str, str, int, str | None, str | None]
+
+
+@attrs.frozen
+class SQLiteStats:
+    """Counters of one :class:`SQLiteStore`'s appends since it was opened, for tests and
+    monitoring (not part of the :class:`~incident_flow.store.base.Store` interface).
+
+    ``batches / commits`` is the mean size of a group commit.
+    """
+
+    commits: int
+    """Transactions that committed appended batches (each one sync of the file)."""
+    batches: int
+    """Appends committed (one per successful :meth:`SQLiteStore.append`)."""
+    queued: int
+    """Appends waiting for a transaction right now."""
+
+
+@attrs.define(eq=False)
+class _Batch:
+    """One caller's append, encoded before it is queued for a group commit.
+
+    ``eq=False``: batches are compared by identity, so removing one from the queue removes it.
+    """
+
+    incident_id: str
+    expected_version: int
+    phase: str
+    rows: list[_EventRow]
+    outbox: list[_OutboxRow]
+    wake: threading.Event | None = None
+    """Set when the batch is done, or when its caller is to lead the next group. Only a caller
+    that queues behind a leader waits, so only its batch has one (an Event costs microseconds)."""
+    lead: bool = False
+    done: bool = False
+    error: BaseException | None = None
+
+    @property
+    def new_version(self) -> int:
+        return self.expected_version + len(self.rows)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Record the outcome (None: committed) and wake the caller."""
+        self.error = error
+        self.done = True
+        if self.wake is not None:
+            self.wake.set()
+
+
 class SQLiteStore(Store):
     """Keeps incidents in one SQLite file (or ``":memory:"``). Thread- and process-safe.
 
@@ -150,11 +215,23 @@ class SQLiteStore(Store):
             cannot be opened.
     """
 
+    MAX_GROUP: ClassVar[int] = 256
+    """The most appends one group commit takes; the rest wait for the next transaction."""
+
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self._path = os.fspath(path)
         self._timeout = timeout
         self._lock = threading.Lock()
+        """Guards the connection: held for every statement, and across every transaction."""
         self._closed = False
+        # Group commit: appends waiting for a transaction, oldest first, and whether a caller
+        # leads (runs or is about to run a transaction for them). Lock order: _lock, then
+        # _queue_lock, never the other way round.
+        self._queue_lock = threading.Lock()
+        self._queue: deque[_Batch] = deque()
+        self._leading = False
+        self._commits = 0
+        self._batches = 0
         try:
             self._conn = sqlite3.connect(
                 self._path, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -247,34 +324,50 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the body in ``BEGIN IMMEDIATE`` … ``COMMIT``; roll back on any exception."""
+        """Run the body in ``BEGIN IMMEDIATE`` … ``COMMIT``; roll back on any exception, a
+        failed ``COMMIT`` included (SQLite leaves the transaction open after some)."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback_quietly()
             raise
-        conn.execute("COMMIT")
+
+    def _rollback_quietly(self) -> None:
+        """Roll back the open transaction, if any, keeping the error being handled."""
+        if self._conn.in_transaction:
+            # The error being handled says more than a failed ROLLBACK would.
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def _store_error(self, error: sqlite3.Error) -> StoreError:
+        """The :class:`StoreError` an SQLite error becomes, caused by it."""
+        if isinstance(error, sqlite3.OperationalError) and _is_busy(error):
+            message = (
+                f"{self._path!r} stayed locked by another writer for over "
+                f"{self._timeout:g}s: {error}"
+            )
+        else:
+            message = f"incident store {self._path!r}: {error}"
+        store_error = StoreError(message)
+        store_error.__cause__ = error
+        return store_error
+
+    def _closed_error(self) -> StoreError:
+        return StoreError(f"the store for {self._path!r} is closed")
 
     @contextmanager
     def _locked(self) -> Iterator[sqlite3.Connection]:
         """Hold the connection's lock; turn SQLite's errors into :class:`StoreError`."""
         with self._lock:
             if self._closed:
-                raise StoreError(f"the store for {self._path!r} is closed")
+                raise self._closed_error()
             try:
                 yield self._conn
-            except sqlite3.OperationalError as error:
-                if _is_busy(error):
-                    raise StoreError(
-                        f"{self._path!r} stayed locked by another writer for over "
-                        f"{self._timeout:g}s: {error}"
-                    ) from error
-                raise StoreError(f"incident store {self._path!r}: {error}") from error
             except sqlite3.Error as error:
-                raise StoreError(f"incident store {self._path!r}: {error}") from error
+                raise self._store_error(error) from error
 
     # -- the Store interface -------------------------------------------------------------------
 
@@ -287,19 +380,20 @@ class SQLiteStore(Store):
         phase: str,
         deliveries: Sequence[Delivery] = (),
     ) -> None:
-        """Append ``events`` and ``deliveries`` in one ``BEGIN IMMEDIATE`` transaction.
+        """Append ``events`` and ``deliveries`` in a ``BEGIN IMMEDIATE`` transaction, which
+        appends made at the same time by other threads may share (see the module's docs).
 
-        See :meth:`Store.append`. Also raises :class:`StoreError` when another writer holds the
-        lock for longer than the store's ``timeout``.
+        Returns once that transaction has committed. See :meth:`Store.append`. Also raises
+        :class:`StoreError` when another writer holds the lock for longer than the store's
+        ``timeout``, when the store is closed, or when SQLite fails the write or its commit.
         """
         self.check_batch(incident_id, expected_version, events, deliveries)
-        new_version = expected_version + len(events)
         # Encode before taking any lock: an event that cannot be encoded writes nothing.
-        rows = [
+        rows: list[_EventRow] = [
             (e.incident_id, e.version, e.type, _to_text(e.at), e.actor, dumps_event(e))
             for e in events
         ]
-        outbox = [
+        outbox: list[_OutboxRow] = [
             (
                 d.incident_id,
                 d.version,
@@ -311,51 +405,216 @@ class SQLiteStore(Store):
             )
             for d in deliveries
         ]
-        updated_at = rows[-1][3]
-        with self._locked() as conn:
+        batch = _Batch(incident_id, expected_version, phase, rows, outbox)
+        with self._queue_lock:
+            self._queue.append(batch)
+            if self._leading:
+                batch.wake = wake = threading.Event()
+            else:
+                self._leading = True
+                wake = None
+        if wake is not None:
+            self._wait(batch, wake)
+        if not batch.done:
+            self._lead(batch)
+        error = batch.error
+        if error is not None:
             try:
-                with self._transaction():
-                    actual = self._current_version(conn, incident_id)
-                    if actual != expected_version:
-                        raise ConcurrencyConflict(incident_id, expected_version, actual)
-                    if actual == 0:
-                        conn.execute(
-                            "INSERT INTO incidents (id, seq, phase, version, updated_at) VALUES "
-                            "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incidents), ?, ?, ?)",
-                            (incident_id, phase, new_version, updated_at),
-                        )
-                    else:
-                        conn.execute(
-                            "UPDATE incidents SET phase = ?, version = ?, updated_at = ? "
-                            "WHERE id = ?",
-                            (phase, new_version, updated_at, incident_id),
-                        )
-                    conn.executemany(
-                        "INSERT INTO events (incident_id, version, type, at, actor, data) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                    conn.executemany(
-                        f"INSERT INTO outbox ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (incident_id, version, plugin) DO UPDATE SET "
-                        "status = excluded.status, attempts = excluded.attempts, "
-                        "last_error = excluded.last_error, updated_at = excluded.updated_at",
-                        outbox,
-                    )
-            except sqlite3.IntegrityError as error:
-                code = getattr(error, "sqlite_errorcode", None)
-                if code not in (
-                    sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY,
-                    sqlite3.SQLITE_CONSTRAINT_UNIQUE,
-                ):
-                    raise
-                # Someone wrote these versions without going through the incidents row's
-                # version (or raced us): the incident has moved on, whatever the row says.
-                actual = max(
-                    self._current_version(conn, incident_id),
-                    self._current_version(conn, incident_id, from_events=True),
-                )
-                raise ConcurrencyConflict(incident_id, expected_version, actual) from error
+                raise error
+            finally:
+                del error, batch  # no cycle through the traceback's frame
+
+    @property
+    def stats(self) -> SQLiteStats:
+        """This store's group-commit counters so far (see :class:`SQLiteStats`)."""
+        with self._queue_lock:
+            return SQLiteStats(
+                commits=self._commits, batches=self._batches, queued=len(self._queue)
+            )
+
+    # -- group commit --------------------------------------------------------------------------
+
+    def _wait(self, batch: _Batch, wake: threading.Event) -> None:
+        """Wait until ``batch`` is done or its caller is to lead the next group."""
+        try:
+            wake.wait()
+        except BaseException:
+            # Interrupted (a KeyboardInterrupt in the main thread): withdraw the batch unless a
+            # group has taken it, and pass on the leadership if it had just been handed over.
+            self._withdraw(batch)
+            if batch.lead:
+                self._hand_off()
+            raise
+
+    def _withdraw(self, batch: _Batch) -> None:
+        with self._queue_lock:
+            if batch in self._queue:
+                self._queue.remove(batch)
+
+    def _lead(self, own: _Batch) -> None:
+        """Run group transactions until ``own`` is done, then hand the leadership on."""
+        try:
+            with self._lock:
+                while not own.done:
+                    self._commit_group(own)
+        except BaseException:
+            self._withdraw(own)
+            raise
+        finally:
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        """Make the oldest queued batch's caller the next leader, or stop leading."""
+        with self._queue_lock:
+            if self._queue:
+                # Not the leader's own batch (done, or withdrawn): one queued behind it, which
+                # has a wake event that its caller waits on.
+                successor = self._queue[0]
+                successor.lead = True
+                if successor.wake is not None:
+                    successor.wake.set()
+            else:
+                self._leading = False
+
+    def _commit_group(self, own: _Batch) -> None:
+        """One transaction for the queued batches, ``own`` (the oldest) first.
+
+        Every batch it takes is done when it returns, except those it sends back to the queue
+        because SQLite rolled the whole transaction back. The connection's lock is held.
+        """
+        conn = self._conn
+        try:
+            if self._closed:
+                raise self._closed_error()
+            conn.execute("BEGIN IMMEDIATE")
+        except (StoreError, sqlite3.Error) as error:
+            # No transaction yet: the leader's batch fails as it would alone; the next caller
+            # in the queue leads and tries on its own account.
+            self._withdraw(own)
+            own.finish(error if isinstance(error, StoreError) else self._store_error(error))
+            return
+        with self._queue_lock:
+            size = min(len(self._queue), self.MAX_GROUP)
+            group = [self._queue.popleft() for _ in range(size)]
+        try:
+            written, retry = self._write_group(conn, group)
+            if conn.in_transaction:
+                conn.execute("COMMIT" if written else "ROLLBACK")
+        except BaseException as error:
+            # The group's transaction failed as a whole (its COMMIT, say): nothing of it is
+            # written, and every batch of it that has no outcome yet gets the error.
+            self._rollback_quietly()
+            for batch in group:
+                if not batch.done:
+                    batch.finish(self._group_error(error, leader=batch is own))
+            if not isinstance(error, Exception):
+                raise  # KeyboardInterrupt and the like: the others are told, the leader stops
+            return
+        with self._queue_lock:
+            if written:
+                self._commits += 1
+                self._batches += len(written)
+            self._queue.extendleft(reversed(retry))
+        for batch in written:
+            batch.finish()
+
+    def _write_group(
+        self, conn: sqlite3.Connection, group: list[_Batch]
+    ) -> tuple[list[_Batch], list[_Batch]]:
+        """Write ``group`` in the open transaction; return the batches written and those to
+        retry in another transaction. Each failing batch is undone and finished with its error.
+
+        A group of one batch is written without a savepoint, as an append alone always was.
+        """
+        nested = len(group) > 1
+        written: list[_Batch] = []
+        for index, batch in enumerate(group):
+            if nested:
+                conn.execute("SAVEPOINT batch")
+            try:
+                self._write(conn, batch)
+            except Exception as error:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (a trigger's RAISE(ROLLBACK), a
+                    # full disk…): this batch fails; the others, written or not, are retried.
+                    batch.finish(self._batch_error(conn, batch, error))
+                    return [], [*written, *group[index + 1 :]]
+                if nested:
+                    conn.execute("ROLLBACK TO batch")
+                    conn.execute("RELEASE batch")
+                else:
+                    conn.execute("ROLLBACK")
+                # Read after undoing the batch: the versions it conflicts with are those of the
+                # file and of the group's earlier batches.
+                batch.finish(self._batch_error(conn, batch, error))
+            else:
+                if nested:
+                    conn.execute("RELEASE batch")
+                written.append(batch)
+        return written, []
+
+    def _write(self, conn: sqlite3.Connection, batch: _Batch) -> None:
+        """Write one batch's incident row, events and outbox rows, checking its version."""
+        actual = self._current_version(conn, batch.incident_id)
+        if actual != batch.expected_version:
+            raise ConcurrencyConflict(batch.incident_id, batch.expected_version, actual)
+        updated_at = batch.rows[-1][3]
+        if actual == 0:
+            conn.execute(
+                "INSERT INTO incidents (id, seq, phase, version, updated_at) VALUES "
+                "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incidents), ?, ?, ?)",
+                (batch.incident_id, batch.phase, batch.new_version, updated_at),
+            )
+        else:
+            conn.execute(
+                "UPDATE incidents SET phase = ?, version = ?, updated_at = ? WHERE id = ?",
+                (batch.phase, batch.new_version, updated_at, batch.incident_id),
+            )
+        conn.executemany(
+            "INSERT INTO events (incident_id, version, type, at, actor, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            batch.rows,
+        )
+        conn.executemany(
+            f"INSERT INTO outbox ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (incident_id, version, plugin) DO UPDATE SET "
+            "status = excluded.status, attempts = excluded.attempts, "
+            "last_error = excluded.last_error, updated_at = excluded.updated_at",
+            batch.outbox,
+        )
+
+    def _batch_error(
+        self, conn: sqlite3.Connection, batch: _Batch, error: Exception
+    ) -> BaseException:
+        """What the caller of a failed batch raises: what it would have raised alone."""
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(error, sqlite3.IntegrityError) and code in (
+            sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY,
+            sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+        ):
+            # Someone wrote these versions without going through the incidents row's version
+            # (or raced us): the incident has moved on, whatever the row says.
+            actual = max(
+                self._current_version(conn, batch.incident_id),
+                self._current_version(conn, batch.incident_id, from_events=True),
+            )
+            conflict = ConcurrencyConflict(batch.incident_id, batch.expected_version, actual)
+            conflict.__cause__ = error
+            return conflict
+        if isinstance(error, sqlite3.Error):
+            return self._store_error(error)
+        return error
+
+    def _group_error(self, error: BaseException, *, leader: bool) -> BaseException:
+        """What each caller of a group that failed as a whole raises: a fresh StoreError for an
+        SQLite error; the error itself for the leader, a StoreError caused by it for the others."""
+        if isinstance(error, sqlite3.Error):
+            return self._store_error(error)
+        if leader:
+            return error
+        wrapped = StoreError(f"incident store {self._path!r}: the group commit failed: {error!r}")
+        wrapped.__cause__ = error
+        return wrapped
 
     def load(self, incident_id: str, *, after_version: int = 0) -> list[Event]:
         """Return the incident's events in version order (see :meth:`Store.load`)."""
