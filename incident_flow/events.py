@@ -10,6 +10,7 @@ stores write, so renaming a class is a schema change (see :mod:`incident_flow.se
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from types import MappingProxyType
@@ -139,8 +140,14 @@ class IncidentDeclared(Event):
             updated_at=self.at,
             version=1,
             roles={"reporter": self.actor},
-            checklist=tuple(ChecklistItem(name, required) for name, required in self.checklist),
+            checklist=_open_checklist(self.checklist),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _open_checklist(items: tuple[tuple[str, bool], ...]) -> tuple[ChecklistItem, ...]:
+    # Every incident of a process starts with the same open items: share them (they are frozen).
+    return tuple(ChecklistItem(name, required) for name, required in items)
 
 
 @attrs.frozen(kw_only=True)

@@ -146,6 +146,7 @@ class IncidentFlow:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.plugins = PluginRegistry(plugins, entry_points=entry_points)
         self._delivery = InProcessDelivery(self.store, self.clock)
+        self._checklist = tuple((item.name, item.required) for item in process.checklist)
         # Held from append to submit, so each plugin's lane receives events in commit order.
         self._commit_lock = threading.Lock()
         self._snapshots: dict[str, Incident] = {}
@@ -284,7 +285,7 @@ class IncidentFlow:
             severity=level,
             customer_impact=customer_impact,
             phase=self.process.initial,
-            checklist=tuple((item.name, item.required) for item in self.process.checklist),
+            checklist=self._checklist,
         )
         incident = event.apply(None)
         try:
