@@ -1,15 +1,20 @@
-"""Delivering committed events to plugins, each plugin on its own lane.
+"""Delivering committed events to plugins, away from the caller and isolated from each other.
 
-After a command commits, its outbox rows are handed to :class:`InProcessDelivery`. Every plugin
-has a lane: a queue and a thread of its own. Deliveries to one plugin keep commit order (and so
-each incident's version order); a slow or hanging plugin holds up only its own lane, never the
-caller of a command nor another plugin. The outcome of every call is recorded on its outbox row:
-delivered, or failed with the error. Rows stay in the store, so a failed or never-attempted
-delivery is visible with ``IncidentFlow.deliveries()`` rather than lost.
+After a command commits, its outbox rows are handed to :class:`InProcessDelivery`. A runner
+thread calls the plugins for each event, event after event in commit order, so every plugin sees
+each incident's events in version order. A plugin that raises has the failure recorded on its
+row and the runner moves on to the next plugin. A plugin that has not returned within
+``timeout`` seconds is quarantined: its row is recorded as failed (timed out), a new runner takes
+over the remaining work, and from then on that plugin is called on a lane (thread) of its own,
+where it can delay nobody but itself. The caller of a command never waits for any of this.
+
+Outcomes are written to the store once per event (delivered rows in one call), so the cost of
+one more plugin is little more than the call itself.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -22,53 +27,111 @@ from incident_flow.model import Incident
 from incident_flow.plugins import Notifier
 from incident_flow.store.base import Delivery, Store
 
-__all__ = ["InProcessDelivery"]
+__all__ = ["DEFAULT_TIMEOUT", "InProcessDelivery"]
 
 logger = logging.getLogger("incident_flow.delivery")
 
-_Item = tuple[Delivery, Event, Incident] | None
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a plugin may take over one event before it is quarantined on a lane of its own."""
+
+_Target = tuple[Delivery, Notifier]
+
+
+class _Item:
+    """One committed event and the plugins it goes to."""
+
+    __slots__ = ("event", "incident", "targets")
+
+    def __init__(self, event: Event, incident: Incident, targets: list[_Target]) -> None:
+        self.event = event
+        self.incident = incident
+        self.targets = targets
+
+
+class _Runner:
+    """A thread working through the shared queue, one item (event) at a time."""
+
+    def __init__(self, owner: InProcessDelivery, item: _Item | None, start: int) -> None:
+        self.owner = owner
+        self.item = item
+        self.position = start
+        self.calls = 0
+        self.abandoned = False
+        self.thread = threading.Thread(target=self._run, name="incident-flow-delivery", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        owner = self.owner
+        item, start = self.item, self.position
+        while True:
+            if item is not None:
+                self._deliver(item, start)
+                if self.abandoned:
+                    return  # a new runner took over this item and the queue
+                owner._finished()
+            item = owner._next(self)
+            if item is None:
+                return
+            start = 0
+
+    def _deliver(self, item: _Item, start: int) -> None:
+        event, incident = item.event, item.incident
+        quarantined = self.owner._quarantined
+        delivered: list[Delivery] = []
+        for position in range(start, len(item.targets)):
+            delivery, notifier = item.targets[position]
+            lane = quarantined.get(notifier.plugin)
+            if lane is not None:
+                lane.put(delivery, notifier, event, incident)
+                continue
+            self.position = position
+            self.calls += 1
+            try:
+                notifier.invoke(event, incident, delivery.key)
+            except Exception as error:
+                self.owner._record_failure(delivery, error)
+            else:
+                if self.abandoned:
+                    # Too late: the watchdog recorded a timeout. Say it arrived after all.
+                    self.owner._record_delivered([delivery])
+                    return
+                delivered.append(delivery)
+            if self.abandoned:
+                return
+        self.position = len(item.targets)
+        if delivered:
+            self.owner._record_delivered(delivered)
 
 
 class _Lane:
-    """One plugin's queue and the thread that works through it."""
+    """A quarantined plugin's own queue and thread: it can hold up nobody but itself."""
 
-    def __init__(self, notifier: Notifier, store: Store, clock: Clock) -> None:
-        self.notifier = notifier
-        self._store = store
-        self._clock = clock
-        self.queue: queue.Queue[_Item] = queue.Queue()
-        self._thread = threading.Thread(
-            target=self._run, name=f"incident-flow-delivery-{notifier.plugin}", daemon=True
+    def __init__(self, owner: InProcessDelivery, plugin: str) -> None:
+        self.owner = owner
+        self.queue: queue.Queue[tuple[Delivery, Notifier, Event, Incident] | None] = queue.Queue()
+        self.thread = threading.Thread(
+            target=self._run, name=f"incident-flow-delivery-{plugin}", daemon=True
         )
-        self._thread.start()
+        self.thread.start()
+
+    def put(self, delivery: Delivery, notifier: Notifier, event: Event, incident: Incident) -> None:
+        self.queue.put((delivery, notifier, event, incident))
 
     def _run(self) -> None:
         while True:
-            item = self.queue.get()
+            work = self.queue.get()
             try:
-                if item is None:
+                if work is None:
                     return
-                self._deliver(*item)
+                delivery, notifier, event, incident = work
+                try:
+                    notifier.invoke(event, incident, delivery.key)
+                except Exception as error:
+                    self.owner._record_failure(delivery, error)
+                else:
+                    self.owner._record_delivered([delivery])
             finally:
                 self.queue.task_done()
-
-    def _deliver(self, delivery: Delivery, event: Event, incident: Incident) -> None:
-        try:
-            self.notifier(event=event, incident=incident, key=delivery.key)
-        except Exception as error:
-            logger.warning("delivery %s failed: %r", delivery.key, error)
-            self._record(delivery, error=f"{type(error).__name__}: {error}")
-        else:
-            self._record(delivery, error=None)
-
-    def _record(self, delivery: Delivery, *, error: str | None) -> None:
-        try:
-            if error is None:
-                self._store.mark_delivered(delivery, at=self._clock.now())
-            else:
-                self._store.mark_failed(delivery, error=error, at=self._clock.now())
-        except Exception:
-            logger.exception("could not record the outcome of delivery %s", delivery.key)
 
     def wait(self, deadline: float) -> bool:
         with self.queue.all_tasks_done:
@@ -76,24 +139,34 @@ class _Lane:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                # Condition.wait overflows on an infinite timeout; wait in bounded slices.
                 self.queue.all_tasks_done.wait(min(remaining, threading.TIMEOUT_MAX))
         return True
 
-    def stop(self, timeout: float) -> None:
-        self.queue.put(None)
-        self._thread.join(timeout)
-
 
 class InProcessDelivery:
-    """Delivers outbox rows to plugins in background threads, one lane per plugin."""
+    """Calls plugins for committed events in the background; see the module docstring.
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    Args:
+        store: where outcomes are recorded.
+        clock: the time of each outcome.
+        timeout: seconds a plugin may take over one event before it is quarantined.
+    """
+
+    def __init__(self, store: Store, clock: Clock, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._store = store
         self._clock = clock
-        self._lanes: dict[str, _Lane] = {}
+        self._timeout = timeout
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._unfinished = 0
+        self._runner: _Runner | None = None
+        self._idle = True
+        self._quarantined: dict[str, _Lane] = {}
+        self._watchdog: threading.Thread | None = None
         self._closed = False
+
+    # -- the caller's side ------------------------------------------------------------------
 
     def submit(
         self,
@@ -101,36 +174,131 @@ class InProcessDelivery:
         deliveries: Sequence[Delivery],
         steps: Sequence[tuple[Event, Incident]],
     ) -> None:
-        """Queue ``deliveries``; ``steps`` maps each event to the incident right after it."""
-        by_version = {event.version: (event, incident) for event, incident in steps}
+        """Queue ``deliveries``; ``steps`` pairs each event with the incident right after it."""
         by_plugin = {notifier.plugin: notifier for notifier in notifiers}
+        targets: dict[int, list[_Target]] = {}
         for delivery in deliveries:
-            lane = self._lane(by_plugin[delivery.plugin])
-            if lane is None:
-                return
-            event, incident = by_version[delivery.version]
-            lane.queue.put((delivery, event, incident))
-
-    def _lane(self, notifier: Notifier) -> _Lane | None:
+            targets.setdefault(delivery.version, []).append((delivery, by_plugin[delivery.plugin]))
+        items = [
+            _Item(event, incident, targets[event.version])
+            for event, incident in steps
+            if event.version in targets
+        ]
         with self._lock:
             if self._closed:
-                return None
-            lane = self._lanes.get(notifier.plugin)
-            if lane is None:
-                lane = self._lanes[notifier.plugin] = _Lane(notifier, self._store, self._clock)
-            return lane
+                return
+            self._queue.extend(items)
+            self._unfinished += len(items)
+            if self._runner is None:
+                self._runner = _Runner(self, None, 0)
+            elif self._idle:
+                self._changed.notify_all()
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(
+                    target=self._watch, name="incident-flow-delivery-watchdog", daemon=True
+                )
+                self._watchdog.start()
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every queued delivery was attempted; False if ``timeout`` ran out first."""
+        """Wait until every delivery queued so far was attempted; False if ``timeout`` ran out."""
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         with self._lock:
-            lanes = list(self._lanes.values())
+            while self._unfinished:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, threading.TIMEOUT_MAX))
+            lanes = list(self._quarantined.values())
         return all(lane.wait(deadline) for lane in lanes)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Finish what is queued (up to ``timeout`` per lane), then stop the lanes' threads."""
+        """Let queued deliveries finish (up to ``timeout``), then stop the threads."""
+        self.drain(timeout)
         with self._lock:
             self._closed = True
-            lanes = list(self._lanes.values())
+            self._changed.notify_all()
+            runner, lanes = self._runner, list(self._quarantined.values())
         for lane in lanes:
-            lane.stop(timeout)
+            lane.queue.put(None)
+        if runner is not None:
+            runner.thread.join(timeout)
+
+    # -- the runner's side ------------------------------------------------------------------
+
+    def _next(self, runner: _Runner) -> _Item | None:
+        with self._lock:
+            while not self._queue:
+                if self._closed or runner.abandoned:
+                    return None
+                self._idle = True
+                self._changed.wait()
+            self._idle = False
+            if runner.abandoned:
+                return None
+            item = self._queue.popleft()
+            runner.item = item
+            runner.position = 0
+            return item
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._unfinished -= 1
+            if not self._unfinished:
+                self._changed.notify_all()
+
+    def _record_delivered(self, deliveries: list[Delivery]) -> None:
+        try:
+            self._store.mark_delivered_many(deliveries, at=self._clock.now())
+        except Exception:
+            logger.exception("could not record %d deliveries", len(deliveries))
+
+    def _record_failure(self, delivery: Delivery, error: BaseException | str) -> None:
+        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        logger.warning("delivery %s failed: %s", delivery.key, message)
+        try:
+            self._store.mark_failed(delivery, error=message, at=self._clock.now())
+        except Exception:
+            logger.exception("could not record the failure of delivery %s", delivery.key)
+
+    # -- the watchdog -----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Quarantine a plugin that keeps the runner in one call for longer than the timeout."""
+        seen: tuple[_Runner | None, int] = (None, -1)
+        since = time.monotonic()
+        interval = max(0.01, self._timeout / 4)
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                self._changed.wait(interval)
+                runner = self._runner
+                if runner is None or self._idle or runner.item is None:
+                    seen, since = (runner, -1), time.monotonic()
+                    continue
+                progress = (runner, runner.calls)
+                if progress != seen:
+                    seen, since = progress, time.monotonic()
+                    continue
+                if time.monotonic() - since < self._timeout:
+                    continue
+                stuck = self._take_over(runner)
+                seen, since = (self._runner, -1), time.monotonic()
+            self._record_failure(
+                stuck, f"TimeoutError: no answer within {self._timeout:g} s; quarantined"
+            )
+
+    def _take_over(self, runner: _Runner) -> Delivery:
+        """With the lock held: ``runner`` is stuck in a plugin; route around it.
+
+        Returns:
+            The delivery the runner is stuck on.
+        """
+        item = runner.item
+        assert item is not None
+        delivery, notifier = item.targets[runner.position]
+        runner.abandoned = True
+        self._quarantined[notifier.plugin] = _Lane(self, notifier.plugin)
+        self._runner = _Runner(self, item, runner.position + 1)
+        logger.warning("plugin %s did not answer within %g s", notifier.plugin, self._timeout)
+        return delivery

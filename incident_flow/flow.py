@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from incident_flow.clock import Clock, SystemClock, ensure_utc
-from incident_flow.delivery import InProcessDelivery
+from incident_flow.delivery import DEFAULT_TIMEOUT, InProcessDelivery
 from incident_flow.errors import (
     ConcurrencyConflict,
     DuplicateIncidentError,
@@ -126,6 +126,8 @@ class IncidentFlow:
         snapshot_cache: how many incidents' latest states to keep folded in memory (the least
             recently used are dropped first). A cached state is only a shortcut: commands are
             checked against the store's version, and reads catch up with the store.
+        delivery_timeout: seconds a plugin may spend on one event before it is quarantined on
+            a thread of its own (the delivery is recorded as failed; see ``docs/stores.md``).
 
     A flow is thread-safe. Shut it down (or use it as a context manager) to let queued deliveries
     finish and stop the delivery threads; the store is closed with it.
@@ -140,15 +142,17 @@ class IncidentFlow:
         clock: Clock | None = None,
         entry_points: bool = True,
         snapshot_cache: int = 10_000,
+        delivery_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.process = process
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.plugins = PluginRegistry(plugins, entry_points=entry_points)
-        self._delivery = InProcessDelivery(self.store, self.clock)
+        self._delivery = InProcessDelivery(self.store, self.clock, timeout=delivery_timeout)
         self._checklist = tuple((item.name, item.required) for item in process.checklist)
-        # Held from append to submit, so each plugin's lane receives events in commit order.
-        self._commit_lock = threading.Lock()
+        # Held from append to submit, so deliveries are queued in each incident's version order;
+        # striped by incident so commands on different incidents can share a group commit.
+        self._commit_locks = [threading.Lock() for _ in range(64)]
         self._snapshots: dict[str, Incident] = {}
         self._snapshot_limit = snapshot_cache
         self._snapshot_lock = threading.Lock()
@@ -552,7 +556,7 @@ class IncidentFlow:
         if not deliveries:
             self.store.append(events[0].incident_id, expected, events, phase=steps[-1].phase)
             return
-        with self._commit_lock:
+        with self._commit_locks[hash(events[0].incident_id) % 64]:
             self.store.append(
                 events[0].incident_id,
                 expected,

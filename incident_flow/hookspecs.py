@@ -41,8 +41,9 @@ def incident_flow_event(event: Event, incident: Incident, key: str) -> None:
 
     Fires once per event per plugin, after the command's transaction committed, never before and
     never for a refused command. Calls for one plugin and one incident come in version order.
-    Each plugin is called on its own, away from the caller of the command: a slow plugin delays
-    only itself, and a raise is recorded against that delivery (see
+    Each plugin is called on its own, away from the caller of the command: a plugin slower than
+    the flow's ``delivery_timeout`` is quarantined on a thread of its own, and a raise is
+    recorded against that delivery (see
     :meth:`IncidentFlow.deliveries <incident_flow.IncidentFlow.deliveries>`) without reaching the
     caller or any other plugin.
 

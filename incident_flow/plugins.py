@@ -42,6 +42,23 @@ class PluginLoadFailure:
     error: str
 
 
+_NOTIFY_ARGUMENTS = ("event", "incident", "key")
+
+
+def _invoker(
+    function: Callable[..., object], argnames: tuple[str, ...]
+) -> Callable[[Any, Any, str], object]:
+    """A call taking (event, incident, key) that passes the implementation what it asks for."""
+    if argnames == _NOTIFY_ARGUMENTS:
+        return function
+    if argnames == ("event",):
+        return lambda event, incident, key: function(event)
+    if argnames == ("event", "incident"):
+        return lambda event, incident, key: function(event, incident)
+    positions = [_NOTIFY_ARGUMENTS.index(name) for name in argnames]
+    return lambda *arguments: function(*[arguments[p] for p in positions])
+
+
 @attrs.frozen
 class Notifier:
     """One plugin's implementation of the notification hook, callable on its own."""
@@ -49,6 +66,11 @@ class Notifier:
     plugin: str
     function: Callable[..., object]
     argnames: tuple[str, ...]
+    invoke: Callable[[Any, Any, str], object] = attrs.field(init=False, eq=False, repr=False)
+    """``invoke(event, incident, key)``: the implementation, given the arguments it takes."""
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "invoke", _invoker(self.function, self.argnames))
 
     def __call__(self, **kwargs: Any) -> object:
         """Call the implementation with the arguments it asks for (it may take fewer)."""

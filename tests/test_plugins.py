@@ -100,19 +100,25 @@ def test_a_raising_plugin_never_reaches_the_caller_nor_stops_others(clock: FakeC
 
 def test_a_hanging_plugin_delays_neither_commands_nor_other_plugins(clock: FakeClock) -> None:
     hanging, recorder = Hanging(), Recorder()
-    flow = make_flow(clock, hanging, recorder)
+    flow = IncidentFlow(
+        clock=clock, plugins=[hanging, recorder], entry_points=False, delivery_timeout=0.1
+    )
     try:
         incident = declare(flow)
         for _ in range(5):
             flow.post_status_update(incident.id, "Identified: aware.", phase="identified", by="c")
-        assert not flow.drain(timeout=0.2)  # the hanging lane is still busy
+        assert not flow.drain(timeout=2)  # the hanging plugin's own lane is still busy
         assert len(recorder.seen) == 6
-        pending = flow.deliveries(status="pending", plugin="hanging")
-        assert len(pending) == 6
+        (timed_out,) = flow.deliveries(status="failed", plugin="hanging")
+        assert timed_out.version == 1
+        assert timed_out.last_error is not None
+        assert timed_out.last_error.startswith("TimeoutError")
+        assert len(flow.deliveries(status="pending", plugin="hanging")) == 5
     finally:
         hanging.release.set()
         flow.shutdown()
     assert flow.deliveries(status="pending") == []
+    assert flow.deliveries(status="failed") == []  # the late answer was recorded too
 
 
 def test_an_implementation_may_take_fewer_arguments(clock: FakeClock) -> None:

@@ -436,3 +436,15 @@ def test_load_after_a_version_returns_only_the_later_events(store: Store) -> Non
     assert store.load("inc-after", after_version=4) == []
     with pytest.raises(UnknownIncidentError):
         store.load("inc-nope", after_version=3)
+
+
+def test_mark_delivered_many_records_each_delivery(store: Store) -> None:
+    deliveries = [Delivery("INC-1", 1, name) for name in ("a", "b", "c")]
+    store.append("INC-1", 0, [declared()], phase="identified", deliveries=deliveries)
+    store.mark_delivered_many(deliveries[:2], at=datetime(2024, 1, 1, tzinfo=UTC))
+    statuses = {d.plugin: (d.status, d.attempts) for d in store.deliveries()}
+    assert statuses == {
+        "a": (DeliveryStatus.DELIVERED, 1),
+        "b": (DeliveryStatus.DELIVERED, 1),
+        "c": (DeliveryStatus.PENDING, 0),
+    }

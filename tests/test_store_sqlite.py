@@ -1,13 +1,15 @@
 """What the SQLite store promises beyond the store contract: durability, its file and schema,
-decoding errors that say where they are, and safe writers across processes."""
+decoding errors that say where they are, safe writers across processes, and group commit."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -339,3 +341,317 @@ def test_processes_opening_one_new_file_at_once_migrate_it_once(path: Path) -> N
     assert migrations == list(range(1, len(MIGRATIONS) + 1))
     with SQLiteStore(path) as store:
         assert sorted(store.incident_ids()) == incident_ids
+
+
+# -- group commit --------------------------------------------------------------------------------
+#
+# To make appends share a transaction without relying on timing, another connection holds the
+# file's write lock (as another process would) while the appends queue up: the first caller
+# leads and waits in BEGIN IMMEDIATE, the others queue behind it. Once all are queued (the
+# store's ``stats.queued`` says so) the lock is released and the leader commits them together.
+
+
+@contextmanager
+def write_lock_held(path: Path) -> Iterator[None]:
+    """Hold the file's write lock from another connection for the body."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.001)
+
+
+def in_one_group(
+    store: SQLiteStore, path: Path, *appends: Callable[[], None]
+) -> list[BaseException | None]:
+    """Run each of ``appends`` in a thread of its own, queued in this order, and release them
+    together; return what each raised (None: it returned)."""
+    outcomes: list[BaseException | None] = [None] * len(appends)
+
+    def run(index: int, append: Callable[[], None]) -> None:
+        try:
+            append()
+        except BaseException as error:
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(appends)]
+    with write_lock_held(path):
+        for queued, thread in enumerate(threads, start=1):
+            thread.start()
+            wait_until(lambda n=queued: store.stats.queued == n, f"{queued} appends are queued")
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return outcomes
+
+
+def declare(store: SQLiteStore, *incident_ids: str) -> None:
+    for incident_id in incident_ids:
+        store.append(incident_id, 0, [declared(incident_id)], phase="identified")
+
+
+def test_an_append_alone_commits_its_own_transaction_at_once(store: SQLiteStore) -> None:
+    declare(store, "INC-1")
+    for version in range(2, 6):
+        store.append("INC-1", version - 1, [update(version)], phase="identified")
+
+    assert (store.stats.commits, store.stats.batches, store.stats.queued) == (5, 5, 0)
+
+
+def test_threads_appending_at_once_share_transactions(store: SQLiteStore, path: Path) -> None:
+    threads, per_thread = 8, 30
+    start = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def writer(incident_id: str) -> None:
+        try:
+            start.wait(timeout=30)
+            declare(store, incident_id)
+            for version in range(2, per_thread + 1):
+                store.append(
+                    incident_id,
+                    version - 1,
+                    [update(version, incident_id=incident_id)],
+                    phase="identified",
+                    deliveries=[Delivery(incident_id, version, "slack")],
+                )
+        except BaseException as error:  # surfaced by the assertion below
+            failures.append(error)
+
+    workers = [threading.Thread(target=writer, args=(f"INC-{n}",)) for n in range(threads)]
+    with write_lock_held(path):  # the first appends of all threads queue up behind it
+        for worker in workers:
+            worker.start()
+        wait_until(lambda: store.stats.queued == threads, "every thread's first append queued")
+    for worker in workers:
+        worker.join(timeout=120)
+
+    assert failures == []
+    for n in range(threads):
+        events = store.load(f"INC-{n}")
+        assert [e.version for e in events] == list(range(1, per_thread + 1))
+    assert len(store.deliveries()) == threads * (per_thread - 1)
+    stats = store.stats
+    assert stats.batches == threads * per_thread
+    assert stats.commits <= threads * per_thread - (threads - 1)  # the first group held all 8
+    assert stats.queued == 0
+
+
+def test_a_stale_batch_in_a_group_fails_alone(store: SQLiteStore, path: Path) -> None:
+    declare(store, "INC-1", "INC-2", "INC-3")
+    commits = store.stats.commits
+
+    outcomes = in_one_group(
+        store,
+        path,
+        lambda: store.append("INC-1", 1, [update(2, incident_id="INC-1")], phase="triaged"),
+        lambda: store.append(
+            "INC-2",
+            0,
+            [declared("INC-2")],
+            phase="triaged",
+            deliveries=[Delivery("INC-2", 1, "slack")],
+        ),
+        lambda: store.append("INC-3", 1, [update(2, incident_id="INC-3")], phase="triaged"),
+        lambda: declare(store, "INC-4"),
+    )
+
+    first, stale, third, fourth = outcomes
+    assert (first, third, fourth) == (None, None, None)
+    assert isinstance(stale, ConcurrencyConflict)
+    assert (stale.incident_id, stale.expected_version, stale.actual_version) == ("INC-2", 0, 1)
+    assert store.stats.commits == commits + 1
+    assert store.incident_ids(phase="triaged") == ["INC-1", "INC-3"]
+    assert store.incident_ids() == ["INC-1", "INC-2", "INC-3", "INC-4"]
+    assert store.load("INC-2") == [declared("INC-2")]
+    assert store.deliveries() == []
+
+
+def test_a_later_batch_of_a_group_sees_an_earlier_ones_version(
+    store: SQLiteStore, path: Path
+) -> None:
+    declare(store, "INC-1")
+    commits = store.stats.commits
+
+    outcomes = in_one_group(
+        store,
+        path,
+        lambda: store.append("INC-1", 1, [update(2, actor="ann")], phase="identified"),
+        lambda: store.append("INC-1", 2, [update(3, actor="ben")], phase="triaged"),
+    )
+
+    assert outcomes == [None, None]
+    assert store.stats.commits == commits + 1
+    assert store.load("INC-1") == [declared(), update(2, actor="ann"), update(3, actor="ben")]
+    assert store.incident_ids(phase="triaged") == ["INC-1"]
+
+
+def test_two_batches_of_a_group_expecting_one_version_the_second_conflicts(
+    store: SQLiteStore, path: Path
+) -> None:
+    declare(store, "INC-1")
+    commits = store.stats.commits
+
+    outcomes = in_one_group(
+        store,
+        path,
+        lambda: store.append("INC-1", 1, [update(2, actor="ann")], phase="identified"),
+        lambda: store.append(
+            "INC-1",
+            1,
+            [update(2, actor="ben")],
+            phase="triaged",
+            deliveries=[Delivery("INC-1", 2, "slack")],
+        ),
+    )
+
+    first, second = outcomes
+    assert first is None
+    assert isinstance(second, ConcurrencyConflict)
+    assert (second.expected_version, second.actual_version) == (1, 2)
+    assert store.stats.commits == commits + 1
+    assert store.load("INC-1") == [declared(), update(2, actor="ann")]
+    assert store.incident_ids(phase="triaged") == []
+    assert store.deliveries() == []
+
+
+def poison_commits(path: Path, incident_id: str) -> None:
+    """Make every transaction that appends to ``incident_id`` fail at its COMMIT: a trigger
+    leaves a deferred foreign key violation, which SQLite only checks when committing."""
+    execute(path, "CREATE TABLE nowhere (id TEXT PRIMARY KEY)")
+    execute(
+        path,
+        "CREATE TABLE poison (ref TEXT REFERENCES nowhere (id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    execute(
+        path,
+        "CREATE TRIGGER poison_commit AFTER INSERT ON events "
+        f"WHEN NEW.incident_id = '{incident_id}' "
+        "BEGIN INSERT INTO poison VALUES (NEW.incident_id); END",
+    )
+
+
+def test_a_failed_commit_fails_every_caller_of_its_group_and_writes_nothing(
+    store: SQLiteStore, path: Path
+) -> None:
+    declare(store, "INC-1")
+    poison_commits(path, "INC-X")
+    commits = store.stats.commits
+
+    outcomes = in_one_group(
+        store,
+        path,
+        lambda: store.append(
+            "INC-1",
+            1,
+            [update(2)],
+            phase="triaged",
+            deliveries=[Delivery("INC-1", 2, "slack")],
+        ),
+        lambda: declare(store, "INC-X"),
+        lambda: declare(store, "INC-2"),
+    )
+
+    for outcome in outcomes:
+        assert isinstance(outcome, StoreError)
+        assert "FOREIGN KEY constraint failed" in str(outcome)
+    assert len({id(outcome) for outcome in outcomes}) == 3  # each caller has its own
+    assert store.stats.commits == commits
+    assert store.load("INC-1") == [declared()]
+    assert store.incident_ids() == ["INC-1"]
+    assert store.deliveries() == []
+
+    # The failed transaction was rolled back: the store goes on, and the poison fails alone.
+    with pytest.raises(StoreError, match="FOREIGN KEY constraint failed"):
+        declare(store, "INC-X")
+    declare(store, "INC-2")
+    assert store.incident_ids() == ["INC-1", "INC-2"]
+
+
+def test_a_batch_that_rolls_back_the_whole_transaction_fails_alone(
+    store: SQLiteStore, path: Path
+) -> None:
+    # RAISE(ROLLBACK) ends the whole transaction, as a full disk or an I/O error may: the
+    # batches written before it in the group are written again in a new transaction.
+    execute(
+        path,
+        "CREATE TRIGGER refuse AFTER INSERT ON events WHEN NEW.incident_id = 'INC-X' "
+        "BEGIN SELECT RAISE(ROLLBACK, 'INC-X is refused'); END",
+    )
+
+    outcomes = in_one_group(
+        store,
+        path,
+        lambda: declare(store, "INC-1"),
+        lambda: declare(store, "INC-X"),
+        lambda: declare(store, "INC-2"),
+    )
+
+    first, refused, third = outcomes
+    assert (first, third) == (None, None)
+    assert isinstance(refused, StoreError)
+    assert "INC-X is refused" in str(refused)
+    assert store.incident_ids() == ["INC-1", "INC-2"]
+    assert (store.stats.commits, store.stats.batches) == (1, 2)
+
+
+def test_a_group_takes_at_most_max_group_appends(
+    store: SQLiteStore, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "MAX_GROUP", 2)
+    incident_ids = [f"INC-{n}" for n in range(5)]
+
+    outcomes = in_one_group(
+        store, path, *(lambda i=incident_id: declare(store, i) for incident_id in incident_ids)
+    )
+
+    assert outcomes == [None] * 5
+    assert store.incident_ids() == incident_ids
+    assert (store.stats.commits, store.stats.batches) == (3, 5)
+
+
+def test_callers_queued_behind_a_lock_held_too_long_each_get_store_error(path: Path) -> None:
+    # Each leader in turn waits its own timeout, fails its own batch and hands over: none hangs.
+    callers = 3
+    start = threading.Barrier(callers)
+    outcomes: list[BaseException | None] = [None] * callers
+
+    def writer(n: int) -> None:
+        start.wait(timeout=30)
+        try:
+            declare(store, f"INC-{n}")
+        except BaseException as error:
+            outcomes[n] = error
+
+    with SQLiteStore(path, timeout=0.1) as store:
+        workers = [threading.Thread(target=writer, args=(n,)) for n in range(callers)]
+        with write_lock_held(path):
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(timeout=60)
+
+        assert not any(worker.is_alive() for worker in workers)
+        for outcome in outcomes:
+            assert isinstance(outcome, StoreError)
+            assert "stayed locked by another writer" in str(outcome)
+        assert (store.stats.commits, store.stats.queued) == (0, 0)
+        assert store.incident_ids() == []
+        declare(store, "INC-9")  # the lock is free again: the store goes on
+        assert store.incident_ids() == ["INC-9"]
+
+
+def test_appending_to_a_closed_store_raises_store_error(path: Path) -> None:
+    store = SQLiteStore(path)
+    store.close()
+
+    with pytest.raises(StoreError, match="closed"):
+        declare(store, "INC-1")

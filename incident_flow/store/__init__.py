@@ -6,6 +6,6 @@ All implement :class:`Store` and pass the same contract tests.
 
 from incident_flow.store.base import Delivery, DeliveryStatus, Store
 from incident_flow.store.memory import MemoryStore
-from incident_flow.store.sqlite import SQLiteStore
+from incident_flow.store.sqlite import SQLiteStats, SQLiteStore
 
-__all__ = ["Delivery", "DeliveryStatus", "MemoryStore", "SQLiteStore", "Store"]
+__all__ = ["Delivery", "DeliveryStatus", "MemoryStore", "SQLiteStats", "SQLiteStore", "Store"]

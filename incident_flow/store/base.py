@@ -100,6 +100,11 @@ class Store(abc.ABC):
     def mark_delivered(self, delivery: Delivery, *, at: datetime) -> None:
         """Record that ``delivery`` succeeded."""
 
+    def mark_delivered_many(self, deliveries: Sequence[Delivery], *, at: datetime) -> None:
+        """Record that every one of ``deliveries`` succeeded (stores may do it in one write)."""
+        for delivery in deliveries:
+            self.mark_delivered(delivery, at=at)
+
     @abc.abstractmethod
     def mark_failed(self, delivery: Delivery, *, error: str, at: datetime) -> None:
         """Record that an attempt at ``delivery`` failed with ``error``."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-
-import attrs
+from typing import Any
 
 from incident_flow.clock import ensure_utc
 from incident_flow.errors import ConcurrencyConflict, UnknownIncidentError
@@ -23,7 +22,8 @@ class MemoryStore(Store):
         self._lock = threading.Lock()
         self._events: dict[str, list[Event]] = {}
         self._phases: dict[str, str] = {}
-        self._outbox: dict[str, Delivery] = {}
+        # (incident id, version, plugin) -> [status, attempts, last error, updated at]
+        self._outbox: dict[tuple[str, int, str], list[Any]] = {}
 
     def append(
         self,
@@ -44,8 +44,13 @@ class MemoryStore(Store):
                 log = self._events[incident_id] = []
             log.extend(events)
             self._phases[incident_id] = phase
-            for delivery in deliveries:
-                self._outbox[delivery.key] = delivery
+            for d in deliveries:
+                self._outbox[(d.incident_id, d.version, d.plugin)] = [
+                    d.status,
+                    d.attempts,
+                    d.last_error,
+                    d.updated_at,
+                ]
 
     def load(self, incident_id: str, *, after_version: int = 0) -> list[Event]:
         with self._lock:
@@ -67,29 +72,33 @@ class MemoryStore(Store):
     ) -> list[Delivery]:
         with self._lock:
             return [
-                d
-                for d in self._outbox.values()
-                if (status is None or d.status == status) and (plugin is None or d.plugin == plugin)
+                Delivery(incident_id, version, name, *row)
+                for (incident_id, version, name), row in self._outbox.items()
+                if (status is None or row[0] == status) and (plugin is None or name == plugin)
             ]
 
     def mark_delivered(self, delivery: Delivery, *, at: datetime) -> None:
-        self._update(delivery, DeliveryStatus.DELIVERED, None, at)
+        self.mark_delivered_many((delivery,), at=at)
+
+    def mark_delivered_many(self, deliveries: Sequence[Delivery], *, at: datetime) -> None:
+        at = ensure_utc(at)
+        delivered = DeliveryStatus.DELIVERED
+        with self._lock:
+            outbox = self._outbox
+            for delivery in deliveries:
+                row = outbox.get((delivery.incident_id, delivery.version, delivery.plugin))
+                if row is not None:
+                    row[0] = delivered
+                    row[1] += 1
+                    row[2] = None
+                    row[3] = at
 
     def mark_failed(self, delivery: Delivery, *, error: str, at: datetime) -> None:
-        self._update(delivery, DeliveryStatus.FAILED, error, at)
-
-    def _update(
-        self, delivery: Delivery, status: DeliveryStatus, error: str | None, at: datetime
-    ) -> None:
         at = ensure_utc(at)
         with self._lock:
-            current = self._outbox.get(delivery.key)
-            if current is None:
-                return
-            self._outbox[delivery.key] = attrs.evolve(
-                current,
-                status=status,
-                attempts=current.attempts + 1,
-                last_error=error,
-                updated_at=at,
-            )
+            row = self._outbox.get((delivery.incident_id, delivery.version, delivery.plugin))
+            if row is not None:
+                row[0] = DeliveryStatus.FAILED
+                row[1] += 1
+                row[2] = error
+                row[3] = at

@@ -665,11 +665,15 @@ class SQLiteStore(Store):
 
     def mark_delivered(self, delivery: Delivery, *, at: datetime) -> None:
         """Record a successful attempt: status ``delivered``, one more attempt, no error."""
-        self._update(delivery, DeliveryStatus.DELIVERED, None, at)
+        self._update((delivery,), DeliveryStatus.DELIVERED, None, at)
+
+    def mark_delivered_many(self, deliveries: Sequence[Delivery], *, at: datetime) -> None:
+        """Record successful attempts at ``deliveries`` in one transaction."""
+        self._update(deliveries, DeliveryStatus.DELIVERED, None, at)
 
     def mark_failed(self, delivery: Delivery, *, error: str, at: datetime) -> None:
         """Record a failed attempt: status ``failed``, one more attempt, ``error`` kept."""
-        self._update(delivery, DeliveryStatus.FAILED, error, at)
+        self._update((delivery,), DeliveryStatus.FAILED, error, at)
 
     def close(self) -> None:
         """Close the connection. Safe to call twice; the store must not be used afterwards."""
@@ -684,22 +688,20 @@ class SQLiteStore(Store):
     # -- helpers -------------------------------------------------------------------------------
 
     def _update(
-        self, delivery: Delivery, status: DeliveryStatus, error: str | None, at: datetime
+        self,
+        deliveries: Sequence[Delivery],
+        status: DeliveryStatus,
+        error: str | None,
+        at: datetime,
     ) -> None:
-        """Record an attempt at ``delivery``; like the memory store, an unknown one is ignored."""
+        """Record attempts at ``deliveries``; like the memory store, unknown ones are ignored."""
         when = _to_text(at)
+        rows = [(status.value, error, when, d.incident_id, d.version, d.plugin) for d in deliveries]
         with self._locked(), self._transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
                 "updated_at = ? WHERE incident_id = ? AND version = ? AND plugin = ?",
-                (
-                    status.value,
-                    error,
-                    when,
-                    delivery.incident_id,
-                    delivery.version,
-                    delivery.plugin,
-                ),
+                rows,
             )
 
     @staticmethod
