@@ -106,6 +106,12 @@ def _text(value: object, field: str, *, limit: int = MAX_TEXT, empty_ok: bool = 
     return text
 
 
+def _action(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidFieldError(f"action must be an action's name, not {value!r}", field="action")
+    return value.strip()
+
+
 def _actor(value: object, field: str = "by") -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidActorError(
@@ -207,6 +213,10 @@ class IncidentFlow:
         Raises:
             InvalidFieldError: ``status`` is not one of pending, delivered, failed.
         """
+        if plugin is not None and not isinstance(plugin, str):
+            raise InvalidFieldError(
+                f"plugin must be a plugin's name, not {plugin!r}", field="plugin"
+            )
         try:
             wanted = DeliveryStatus(status) if status is not None else None
         except ValueError:
@@ -226,6 +236,7 @@ class IncidentFlow:
         ``release=``, ``role=``/``person=``) where a guard depends on them; guards that depend on
         an argument that is not given are not asked.
         """
+        action = _action(action)
         incident = self.get(incident_id)
         actor = by if by is not None else (incident.lead or incident.roles.get("reporter", ""))
         context = Context(action, actor, self.clock.now(), payload)
@@ -427,6 +438,7 @@ class IncidentFlow:
             ValidationError: ``action`` is one of the handbook's actions that take arguments;
                 call its own method (``flow.assign(...)``) instead.
         """
+        action = _action(action)
         if action in _EFFECTS and action != "acknowledge":
             raise ValidationError(
                 f"{action} takes arguments; call flow.{action}(...) instead", field="action"

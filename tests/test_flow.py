@@ -400,3 +400,17 @@ def test_the_lead_messenger_warning_is_recorded_once(flow: IncidentFlow) -> None
     flow.assign(incident.id, Role.MESSENGER, "bob", by="alice")
     incident = flow.assign(incident.id, Role.RESOLUTION_OWNER, "erin", by="bob")
     assert [w.name for w in incident.warnings].count("distinct_lead_and_messenger") == 1
+
+
+@pytest.mark.parametrize("action", [None, 123, "", "  "])
+def test_an_action_name_must_be_a_string(flow: IncidentFlow, action: object) -> None:
+    incident = declare(flow)
+    with pytest.raises(InvalidFieldError):
+        flow.requirements(incident.id, action)  # type: ignore[arg-type]
+    with pytest.raises(InvalidFieldError):
+        flow.transition(incident.id, action, by="alice")  # type: ignore[arg-type]
+
+
+def test_a_plugin_filter_must_be_a_name(flow: IncidentFlow) -> None:
+    with pytest.raises(InvalidFieldError):
+        flow.deliveries(plugin=5)  # type: ignore[arg-type]
