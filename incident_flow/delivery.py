@@ -34,6 +34,9 @@ logger = logging.getLogger("incident_flow.delivery")
 DEFAULT_TIMEOUT = 30.0
 """Seconds a plugin may take over one event before it is quarantined on a lane of its own."""
 
+MARK_BATCH = 256
+"""At most this many events' outcomes are held back to be written together."""
+
 _Target = tuple[Delivery, Notifier]
 
 
@@ -63,21 +66,29 @@ class _Runner:
     def _run(self) -> None:
         owner = self.owner
         item, start = self.item, self.position
+        # Outcomes of consecutive events are written together while more work is waiting.
+        delivered: list[Delivery] = []
+        done = 0
         while True:
             if item is not None:
-                self._deliver(item, start)
+                self._deliver(item, start, delivered)
                 if self.abandoned:
+                    owner._record_delivered(delivered)
+                    owner._finished(done)
                     return  # a new runner took over this item and the queue
-                owner._finished()
+                done += 1
+            if done and (not owner._queue or done >= MARK_BATCH):
+                owner._record_delivered(delivered)
+                owner._finished(done)
+                delivered, done = [], 0
             item = owner._next(self)
             if item is None:
                 return
             start = 0
 
-    def _deliver(self, item: _Item, start: int) -> None:
+    def _deliver(self, item: _Item, start: int, delivered: list[Delivery]) -> None:
         event, incident = item.event, item.incident
         quarantined = self.owner._quarantined
-        delivered: list[Delivery] = []
         for position in range(start, len(item.targets)):
             delivery, notifier = item.targets[position]
             lane = quarantined.get(notifier.plugin)
@@ -99,8 +110,6 @@ class _Runner:
             if self.abandoned:
                 return
         self.position = len(item.targets)
-        if delivered:
-            self.owner._record_delivered(delivered)
 
 
 class _Lane:
@@ -240,13 +249,17 @@ class InProcessDelivery:
             runner.position = 0
             return item
 
-    def _finished(self) -> None:
+    def _finished(self, count: int = 1) -> None:
+        if not count:
+            return
         with self._lock:
-            self._unfinished -= 1
+            self._unfinished -= count
             if not self._unfinished:
                 self._changed.notify_all()
 
     def _record_delivered(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
         try:
             self._store.mark_delivered_many(deliveries, at=self._clock.now())
         except Exception:

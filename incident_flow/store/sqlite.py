@@ -694,15 +694,26 @@ class SQLiteStore(Store):
         error: str | None,
         at: datetime,
     ) -> None:
-        """Record attempts at ``deliveries``; like the memory store, unknown ones are ignored."""
+        """Record attempts at ``deliveries``; like the memory store, unknown ones are ignored.
+
+        Outcomes are committed without waiting for the disk (``synchronous=NORMAL`` for this
+        transaction only): the next durable commit syncs them along. A crash can lose the
+        latest outcomes, never an event or a delivery row, so at worst an event is delivered
+        again, which at-least-once delivery allows; commands keep one sync each.
+        """
         when = _to_text(at)
         rows = [(status.value, error, when, d.incident_id, d.version, d.plugin) for d in deliveries]
-        with self._locked(), self._transaction() as conn:
-            conn.executemany(
-                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-                "updated_at = ? WHERE incident_id = ? AND version = ? AND plugin = ?",
-                rows,
-            )
+        with self._locked() as conn:
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._transaction():
+                    conn.executemany(
+                        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+                        "updated_at = ? WHERE incident_id = ? AND version = ? AND plugin = ?",
+                        rows,
+                    )
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
 
     @staticmethod
     def _current_version(
