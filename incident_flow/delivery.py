@@ -37,6 +37,9 @@ DEFAULT_TIMEOUT = 30.0
 MARK_BATCH = 256
 """At most this many events' outcomes are held back to be written together."""
 
+MARK_DELAY = 0.05
+"""Seconds outcomes may wait to be written with later ones (``drain`` writes them at once)."""
+
 _Target = tuple[Delivery, Notifier]
 
 
@@ -49,6 +52,10 @@ class _Item:
         self.event = event
         self.incident = incident
         self.targets = targets
+
+
+_FLUSH = _Item.__new__(_Item)
+"""Returned by ``_next`` when held-back outcomes should be written now."""
 
 
 class _Runner:
@@ -66,7 +73,8 @@ class _Runner:
     def _run(self) -> None:
         owner = self.owner
         item, start = self.item, self.position
-        # Outcomes of consecutive events are written together while more work is waiting.
+        # Outcomes are written together: those of up to MARK_BATCH events, or of the events
+        # delivered within MARK_DELAY, or as soon as someone drains.
         delivered: list[Delivery] = []
         done = 0
         while True:
@@ -77,13 +85,20 @@ class _Runner:
                     owner._finished(done)
                     return  # a new runner took over this item and the queue
                 done += 1
-            if done and (not owner._queue or done >= MARK_BATCH):
+            if done >= MARK_BATCH:
                 owner._record_delivered(delivered)
                 owner._finished(done)
                 delivered, done = [], 0
-            item = owner._next(self)
-            if item is None:
-                return
+            item = owner._next(self, linger=bool(done))
+            if item is _FLUSH or item is None:
+                owner._record_delivered(delivered)
+                owner._finished(done)
+                delivered, done = [], 0
+                if item is None:
+                    return
+                item = owner._next(self, linger=False)
+                if item is None:
+                    return
             start = 0
 
     def _deliver(self, item: _Item, start: int, delivered: list[Delivery]) -> None:
@@ -171,6 +186,7 @@ class InProcessDelivery:
         self._unfinished = 0
         self._runner: _Runner | None = None
         self._idle = True
+        self._flush_requested = False
         self._quarantined: dict[str, _Lane] = {}
         self._watchdog: threading.Thread | None = None
         self._closed = False
@@ -212,6 +228,9 @@ class InProcessDelivery:
         """Wait until every delivery queued so far was attempted; False if ``timeout`` ran out."""
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         with self._lock:
+            if self._unfinished:
+                self._flush_requested = True
+                self._changed.notify_all()
             while self._unfinished:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -234,13 +253,23 @@ class InProcessDelivery:
 
     # -- the runner's side ------------------------------------------------------------------
 
-    def _next(self, runner: _Runner) -> _Item | None:
+    def _next(self, runner: _Runner, *, linger: bool) -> _Item | None:
+        """The next event to deliver; None when the runner should stop. With ``linger``, the
+        runner holds unwritten outcomes: wait at most MARK_DELAY, then return _FLUSH."""
+        deadline = time.monotonic() + MARK_DELAY
         with self._lock:
             while not self._queue:
                 if self._closed or runner.abandoned:
                     return None
                 self._idle = True
-                self._changed.wait()
+                if linger:
+                    remaining = deadline - time.monotonic()
+                    if self._flush_requested or remaining <= 0:
+                        self._flush_requested = False
+                        return _FLUSH
+                    self._changed.wait(remaining)
+                else:
+                    self._changed.wait()
             self._idle = False
             if runner.abandoned:
                 return None
