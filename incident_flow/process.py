@@ -11,6 +11,7 @@ built.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -332,7 +333,7 @@ class Process:
             raise UnknownRoleError(
                 f"unknown role {role!r}; roles: {', '.join(self.roles)}", field="role"
             )
-        return str(role)
+        return sys.intern(str(role))  # one string per role name, however many incidents
 
     def check_status_phase(self, phase: str) -> str:
         """Return ``phase`` (lower-cased) if a status-page post may carry it.
