@@ -181,7 +181,10 @@ class InProcessDelivery:
         self._clock = clock
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
+        # Separate conditions, so a commit wakes the runner alone and progress wakes drainers.
+        self._work = threading.Condition(self._lock)
+        self._done = threading.Condition(self._lock)
+        self._stopping = threading.Event()
         self._queue: collections.deque[_Item] = collections.deque()
         self._unfinished = 0
         self._runner: _Runner | None = None
@@ -217,7 +220,7 @@ class InProcessDelivery:
             if self._runner is None:
                 self._runner = _Runner(self, None, 0)
             elif self._idle:
-                self._changed.notify_all()
+                self._work.notify()
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._watch, name="incident-flow-delivery-watchdog", daemon=True
@@ -230,12 +233,12 @@ class InProcessDelivery:
         with self._lock:
             if self._unfinished:
                 self._flush_requested = True
-                self._changed.notify_all()
+                self._work.notify_all()
             while self._unfinished:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._changed.wait(min(remaining, threading.TIMEOUT_MAX))
+                self._done.wait(min(remaining, threading.TIMEOUT_MAX))
             lanes = list(self._quarantined.values())
         return all(lane.wait(deadline) for lane in lanes)
 
@@ -244,7 +247,8 @@ class InProcessDelivery:
         self.drain(timeout)
         with self._lock:
             self._closed = True
-            self._changed.notify_all()
+            self._stopping.set()
+            self._work.notify_all()
             runner, lanes = self._runner, list(self._quarantined.values())
         for lane in lanes:
             lane.queue.put(None)
@@ -267,9 +271,9 @@ class InProcessDelivery:
                     if self._flush_requested or remaining <= 0:
                         self._flush_requested = False
                         return _FLUSH
-                    self._changed.wait(remaining)
+                    self._work.wait(remaining)
                 else:
-                    self._changed.wait()
+                    self._work.wait()
             self._idle = False
             if runner.abandoned:
                 return None
@@ -284,7 +288,7 @@ class InProcessDelivery:
         with self._lock:
             self._unfinished -= count
             if not self._unfinished:
-                self._changed.notify_all()
+                self._done.notify_all()
 
     def _record_delivered(self, deliveries: list[Delivery]) -> None:
         if not deliveries:
@@ -309,11 +313,8 @@ class InProcessDelivery:
         seen: tuple[_Runner | None, int] = (None, -1)
         since = time.monotonic()
         interval = max(0.01, self._timeout / 4)
-        while True:
+        while not self._stopping.wait(interval):
             with self._lock:
-                if self._closed:
-                    return
-                self._changed.wait(interval)
                 runner = self._runner
                 if runner is None or self._idle or runner.item is None:
                     seen, since = (runner, -1), time.monotonic()

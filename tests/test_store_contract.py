@@ -448,3 +448,10 @@ def test_mark_delivered_many_records_each_delivery(store: Store) -> None:
         "b": (DeliveryStatus.DELIVERED, 1),
         "c": (DeliveryStatus.PENDING, 0),
     }
+
+
+def test_the_same_delivery_twice_in_one_append_is_refused(store: Store) -> None:
+    twice = [Delivery("INC-1", 1, "a"), Delivery("INC-1", 1, "a")]
+    with pytest.raises(ValueError, match="twice"):
+        store.append("INC-1", 0, [declared()], phase="identified", deliveries=twice)
+    assert store.version("INC-1") == 0

@@ -142,3 +142,5 @@ class Store(abc.ABC):
                     f"delivery {delivery.key} is not for an event of {incident_id} "
                     f"v1..v{new_version}"
                 )
+        if len({(d.version, d.plugin) for d in deliveries}) != len(deliveries):
+            raise ValueError("the same delivery is listed twice in one append")

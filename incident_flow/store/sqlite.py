@@ -86,7 +86,7 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         PRIMARY KEY (incident_id, version)
     ) WITHOUT ROWID;
     CREATE TABLE outbox (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          INTEGER PRIMARY KEY,
         incident_id TEXT NOT NULL,
         version     INTEGER NOT NULL,
         plugin      TEXT NOT NULL,
@@ -98,7 +98,6 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         FOREIGN KEY (incident_id, version) REFERENCES events (incident_id, version)
     );
     CREATE INDEX outbox_by_status ON outbox (status, id);
-    CREATE INDEX outbox_by_plugin ON outbox (plugin, id);
     """,
 )
 """The schema, one SQL script per version; ``MIGRATIONS[n - 1]`` takes the file to version ``n``.
@@ -576,10 +575,7 @@ class SQLiteStore(Store):
             batch.rows,
         )
         conn.executemany(
-            f"INSERT INTO outbox ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (incident_id, version, plugin) DO UPDATE SET "
-            "status = excluded.status, attempts = excluded.attempts, "
-            "last_error = excluded.last_error, updated_at = excluded.updated_at",
+            f"INSERT INTO outbox ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             batch.outbox,
         )
 
