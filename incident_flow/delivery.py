@@ -190,6 +190,7 @@ class InProcessDelivery:
         self._runner: _Runner | None = None
         self._idle = True
         self._flush_requested = False
+        self._napping = False
         self._quarantined: dict[str, _Lane] = {}
         self._watchdog: threading.Thread | None = None
         self._closed = False
@@ -219,7 +220,7 @@ class InProcessDelivery:
             self._unfinished += len(items)
             if self._runner is None:
                 self._runner = _Runner(self, None, 0)
-            elif self._idle:
+            elif self._idle and not self._napping:
                 self._work.notify()
             if self._watchdog is None:
                 self._watchdog = threading.Thread(
@@ -258,22 +259,31 @@ class InProcessDelivery:
     # -- the runner's side ------------------------------------------------------------------
 
     def _next(self, runner: _Runner, *, linger: bool) -> _Item | None:
-        """The next event to deliver; None when the runner should stop. With ``linger``, the
-        runner holds unwritten outcomes: wait at most MARK_DELAY, then return _FLUSH."""
+        """The next event to deliver; None when the runner should stop.
+
+        With ``linger`` the runner holds outcomes not yet written. If nothing is queued, it naps
+        until MARK_DELAY has passed (or someone drains) and returns _FLUSH, letting events
+        queue up meanwhile, so that under load one wake-up and one write serve many commands.
+        """
         deadline = time.monotonic() + MARK_DELAY
         with self._lock:
+            if linger and not self._queue:
+                self._idle = self._napping = True
+                try:
+                    while not (self._closed or runner.abandoned):
+                        remaining = deadline - time.monotonic()
+                        if self._flush_requested or remaining <= 0:
+                            self._flush_requested = False
+                            return _FLUSH
+                        self._work.wait(remaining)
+                    return None
+                finally:
+                    self._napping = False
             while not self._queue:
                 if self._closed or runner.abandoned:
                     return None
                 self._idle = True
-                if linger:
-                    remaining = deadline - time.monotonic()
-                    if self._flush_requested or remaining <= 0:
-                        self._flush_requested = False
-                        return _FLUSH
-                    self._work.wait(remaining)
-                else:
-                    self._work.wait()
+                self._work.wait()
             self._idle = False
             if runner.abandoned:
                 return None

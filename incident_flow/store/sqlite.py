@@ -554,21 +554,30 @@ class SQLiteStore(Store):
 
     def _write(self, conn: sqlite3.Connection, batch: _Batch) -> None:
         """Write one batch's incident row, events and outbox rows, checking its version."""
-        actual = self._current_version(conn, batch.incident_id)
-        if actual != batch.expected_version:
-            raise ConcurrencyConflict(batch.incident_id, batch.expected_version, actual)
         updated_at = batch.rows[-1][3]
-        if actual == 0:
+        if batch.expected_version == 0:
+            # An incident that exists already fails on the primary key: see _batch_error.
             conn.execute(
                 "INSERT INTO incidents (id, seq, phase, version, updated_at) VALUES "
                 "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incidents), ?, ?, ?)",
                 (batch.incident_id, batch.phase, batch.new_version, updated_at),
             )
         else:
-            conn.execute(
-                "UPDATE incidents SET phase = ?, version = ?, updated_at = ? WHERE id = ?",
-                (batch.phase, batch.new_version, updated_at, batch.incident_id),
+            # The version check and the update in one statement.
+            cursor = conn.execute(
+                "UPDATE incidents SET phase = ?, version = ?, updated_at = ? "
+                "WHERE id = ? AND version = ?",
+                (
+                    batch.phase,
+                    batch.new_version,
+                    updated_at,
+                    batch.incident_id,
+                    batch.expected_version,
+                ),
             )
+            if cursor.rowcount != 1:
+                actual = self._current_version(conn, batch.incident_id)
+                raise ConcurrencyConflict(batch.incident_id, batch.expected_version, actual)
         conn.executemany(
             "INSERT INTO events (incident_id, version, type, at, actor, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
