@@ -6,9 +6,10 @@ channel and the handbook's announcements in other channels; :class:`ConsoleStatu
 posts customers would read. Lines carry no wall-clock time of their own, only the events' times,
 in UTC, so a replayed timeline prints the same lines.
 
-Each plugin has its own delivery lane, so for one event the lines of two adapters may come in
-either order; call :meth:`IncidentFlow.drain <incident_flow.IncidentFlow.drain>` after a command
-to have them all before the next one.
+Plugins are called on a background thread (one that overruns its time limit on a thread of its
+own), so an adapter's lines may come after the next command has started; call
+:meth:`IncidentFlow.drain <incident_flow.IncidentFlow.drain>` after a command to have them all
+before the next one.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class _Printer:
 
     def _write(self, line: str) -> None:
         stream = self._stream if self._stream is not None else sys.stdout
-        # One write per line: delivery lanes run in threads and must not split each other's lines.
+        # One write per line: deliveries run in threads and must not split each other's lines.
         stream.write(line + "\n")
         stream.flush()
 

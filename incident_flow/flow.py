@@ -172,7 +172,7 @@ class IncidentFlow:
         self.shutdown()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Let queued deliveries finish (up to ``timeout`` per plugin), then close the store."""
+        """Let queued deliveries finish (up to ``timeout`` seconds), then close the store."""
         self._delivery.close(timeout)
         self.store.close()
 

@@ -72,10 +72,6 @@ class Notifier:
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "invoke", _invoker(self.function, self.argnames))
 
-    def __call__(self, **kwargs: Any) -> object:
-        """Call the implementation with the arguments it asks for (it may take fewer)."""
-        return self.function(*[kwargs[name] for name in self.argnames])
-
 
 def plugin_name(plugin: object) -> str:
     """The stable name a plugin object is registered (and its deliveries recorded) under.

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Iterable
 from datetime import datetime
 from importlib.metadata import EntryPoint
-from typing import Any
 
 import pytest
 
@@ -210,40 +209,33 @@ def test_who_is_on_call_takes_the_first_answer(clock: FakeClock) -> None:
         assert flow.who_is_on_call() is None
 
 
-def _entry_points(*values: tuple[str, str]) -> Any:
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two installed entry points: one that cannot be imported, one that can."""
+    values = [
+        ("broken", "incident_flow_no_such_module:plugin"),
+        ("good", "tests.test_plugins:ENTRY_POINT_PLUGIN"),
+    ]
+
     def fake(group: str) -> list[EntryPoint]:
         assert group == "incident_flow"
         return [EntryPoint(name, value, group) for name, value in values]
 
-    return fake
+    monkeypatch.setattr("incident_flow.plugins.entry_points", fake)
 
 
-def test_a_broken_entry_point_is_reported_and_skipped(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(
-        "incident_flow.plugins.entry_points",
-        _entry_points(
-            ("broken", "incident_flow_no_such_module:plugin"),
-            ("good", "tests.test_plugins:ENTRY_POINT_PLUGIN"),
-        ),
-    )
+@pytest.mark.usefixtures("installed")
+def test_a_broken_entry_point_is_reported_and_skipped(clock: FakeClock) -> None:
     with IncidentFlow(clock=clock) as flow:
         assert [f.name for f in flow.plugin_failures] == ["broken"]
         assert "ModuleNotFoundError" in flow.plugin_failures[0].error
         assert "good" in flow.plugins.names()
 
 
+@pytest.mark.usefixtures("installed")
 def test_the_environment_limits_which_entry_points_load(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        "incident_flow.plugins.entry_points",
-        _entry_points(
-            ("broken", "incident_flow_no_such_module:plugin"),
-            ("good", "tests.test_plugins:ENTRY_POINT_PLUGIN"),
-        ),
-    )
     monkeypatch.setenv("INCIDENT_FLOW_PLUGINS", "good")
     with IncidentFlow(clock=clock) as flow:
         assert flow.plugin_failures == []
