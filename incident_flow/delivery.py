@@ -1,357 +1,621 @@
-"""Delivering committed events to plugins, away from the caller and isolated from each other.
+"""Delivering committed events to plugins: at least once, in order, isolated, with retries.
 
-After a command commits, its outbox rows are handed to :class:`InProcessDelivery`. A runner
-thread calls the plugins for each event, event after event in commit order, so every plugin sees
-each incident's events in version order. A plugin that raises has the failure recorded on its
-row and the runner moves on to the next plugin. A plugin that has not returned within
-``timeout`` seconds is quarantined: its row is recorded as failed (timed out), a new runner takes
-over the remaining work, and from then on that plugin is called on a lane (thread) of its own,
-where it can delay nobody but itself. The caller of a command never waits for any of this.
+A command writes its events and one outbox row per (event, plugin) in one transaction. A
+:class:`DeliveryWorker` then works the outbox:
 
-Outcomes are written to the store once per event (delivered rows in one call), so the cost of
-one more plugin is little more than the call itself.
+1. it *claims* due rows from the store (:meth:`~incident_flow.store.base.Store.claim`): a
+   lease, so that no other worker, in this process or another, delivers them meanwhile, and only
+   rows whose earlier rows (same incident, same plugin) are finished;
+2. it hands each row to its plugin's *lane*, a thread of the plugin's own, which calls that one
+   plugin's ``incident_flow_event`` with the event, the incident right after it and the row's
+   idempotency key;
+3. it *records* each outcome (:meth:`~incident_flow.store.base.Store.record`): delivered; failed,
+   to be retried after an exponential backoff with jitter (:class:`RetryPolicy`); or dead, after
+   :attr:`RetryPolicy.max_attempts` attempts or a
+   :class:`~incident_flow.errors.PermanentDeliveryError`.
+
+A plugin that has not answered within ``timeout`` seconds is recorded as failed (a retryable
+``TimeoutError``) and its lane goes on in a new thread: a hanging plugin delays nobody but
+itself, and holds back only the rows behind the stuck one (same incident, same plugin). Threads
+cannot be killed, so the stuck call runs on; if it returns successfully after all, the row is
+recorded as delivered. While ``max_stuck`` calls of one plugin hang, the worker claims no more
+rows for it.
+
+:class:`~incident_flow.flow.IncidentFlow` runs one worker in a background thread, woken by each
+commit, so the caller of a command never waits on a plugin. ``incident-flow worker`` runs one in
+a process of its own (:meth:`DeliveryWorker.run`); several may share one database.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import queue
+import os
+import random
+import socket
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
-from incident_flow.clock import Clock
+import attrs
+
+from incident_flow.clock import Clock, SystemClock
+from incident_flow.errors import (
+    CorruptEventError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    StoreError,
+    UnknownIncidentError,
+)
 from incident_flow.events import Event
 from incident_flow.model import Incident
-from incident_flow.plugins import Notifier
-from incident_flow.store.base import Delivery, Store
+from incident_flow.plugins import Notifier, PluginRegistry
+from incident_flow.store.base import Delivery, DeliveryStatus, Outcome, Store
 
-__all__ = ["DEFAULT_TIMEOUT", "InProcessDelivery"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "DEFAULT_TIMEOUT",
+    "DeliveryWorker",
+    "RetryPolicy",
+]
 
 logger = logging.getLogger("incident_flow.delivery")
 
 DEFAULT_TIMEOUT = 30.0
-"""Seconds a plugin may take over one event before it is quarantined on a lane of its own."""
+"""Seconds a plugin may take over one event before the attempt counts as failed."""
 
-MARK_BATCH = 256
-"""At most this many events' outcomes are held back to be written together."""
+DEFAULT_LEASE = 60.0
+"""Seconds a claim holds a row; a worker renews its leases while it works on them. A row held
+by a worker that died is claimed by another once its lease runs out."""
 
-MARK_DELAY = 0.05
-"""Seconds outcomes may wait to be written with later ones (``drain`` writes them at once)."""
-
-_Target = tuple[Delivery, Notifier]
-
-
-class _Item:
-    """One committed event and the plugins it goes to."""
-
-    __slots__ = ("event", "incident", "targets")
-
-    def __init__(self, event: Event, incident: Incident, targets: list[_Target]) -> None:
-        self.event = event
-        self.incident = incident
-        self.targets = targets
+MAX_ERROR = 2000
+"""Characters of an error message kept on the outbox row."""
 
 
-_FLUSH = _Item.__new__(_Item)
-"""Returned by ``_next`` when held-back outcomes should be written now."""
+@attrs.frozen
+class RetryPolicy:
+    """When a failed delivery is tried again, and when it is given up (dead-lettered).
+
+    The n-th retry waits ``min(cap, base * factor ** (n - 1))`` seconds, of which the second half
+    is random ("equal jitter"), so that rows failing together do not retry together. A
+    :class:`~incident_flow.errors.RetryableDeliveryError` with ``retry_after`` waits at least
+    that long.
+    """
+
+    max_attempts: int = attrs.field(default=8)
+    """Attempts in all, the first included; the row is dead after the last one fails."""
+    base: float = attrs.field(default=1.0)
+    factor: float = attrs.field(default=2.0)
+    cap: float = attrs.field(default=600.0)
+
+    @max_attempts.validator
+    def _check_attempts(self, _attribute: object, value: int) -> None:
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, not {value!r}")
+
+    @base.validator
+    @cap.validator
+    def _check_seconds(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"{attribute.name} must be seconds >= 0, not {value!r}")
+
+    @factor.validator
+    def _check_factor(self, _attribute: object, value: float) -> None:
+        if not value >= 1:
+            raise ValueError(f"factor must be >= 1, not {value!r}")
+
+    def delay(
+        self, attempts: int, *, retry_after: float | None = None, rng: random.Random | None = None
+    ) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt."""
+        ceiling = min(self.cap, self.base * self.factor ** min(max(attempts - 1, 0), 64))
+        wait = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        return max(wait, retry_after) if retry_after is not None else wait
 
 
-class _Runner:
-    """A thread working through the shared queue, one item (event) at a time."""
+def describe(error: BaseException) -> str:
+    """How an error is recorded on an outbox row: its type and message, cut to MAX_ERROR."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
 
-    def __init__(self, owner: InProcessDelivery, item: _Item | None, start: int) -> None:
-        self.owner = owner
-        self.item = item
-        self.position = start
-        self.calls = 0
-        self.abandoned = False
-        self.thread = threading.Thread(target=self._run, name="incident-flow-delivery", daemon=True)
-        self.thread.start()
 
-    def _run(self) -> None:
-        owner = self.owner
-        item, start = self.item, self.position
-        # Outcomes are written together: those of up to MARK_BATCH events, or of the events
-        # delivered within MARK_DELAY, or as soon as someone drains.
-        delivered: list[Delivery] = []
-        done = 0
-        while True:
-            if item is not None:
-                self._deliver(item, start, delivered)
-                if self.abandoned:
-                    owner._record_delivered(delivered)
-                    owner._finished(done)
-                    return  # a new runner took over this item and the queue
-                done += 1
-            if done >= MARK_BATCH:
-                owner._record_delivered(delivered)
-                owner._finished(done)
-                delivered, done = [], 0
-            item = owner._next(self, linger=bool(done))
-            if item is _FLUSH or item is None:
-                owner._record_delivered(delivered)
-                owner._finished(done)
-                delivered, done = [], 0
-                if item is None:
-                    return
-                item = owner._next(self, linger=False)
-                if item is None:
-                    return
-            start = 0
+def worker_name() -> str:
+    """A name for a worker that no other worker, here or on another host, will have."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def _deliver(self, item: _Item, start: int, delivered: list[Delivery]) -> None:
-        event, incident = item.event, item.incident
-        quarantined = self.owner._quarantined
-        for position in range(start, len(item.targets)):
-            delivery, notifier = item.targets[position]
-            lane = quarantined.get(notifier.plugin)
-            if lane is not None:
-                lane.put(delivery, notifier, event, incident)
-                continue
-            self.position = position
-            self.calls += 1
-            try:
-                notifier.invoke(event, incident, delivery.key)
-            except Exception as error:
-                self.owner._record_failure(delivery, error)
-            else:
-                if self.abandoned:
-                    # Too late: the watchdog recorded a timeout. Say it arrived after all.
-                    self.owner._record_delivered([delivery])
-                    return
-                delivered.append(delivery)
-            if self.abandoned:
-                return
-        self.position = len(item.targets)
+
+_Subject = tuple[Event, Incident]
+
+
+class _Job:
+    """One claimed row on its way through a lane."""
+
+    __slots__ = ("claim", "delivery")
+
+    def __init__(self, delivery: Delivery, claim: int) -> None:
+        self.delivery = delivery
+        self.claim = claim
+        """Which claim it came with: a failure holds back the rows behind it in that claim."""
+
+    @property
+    def block_key(self) -> tuple[int, str, str]:
+        return (self.claim, self.delivery.incident_id, self.delivery.plugin)
 
 
 class _Lane:
-    """A quarantined plugin's own queue and thread: it can hold up nobody but itself."""
+    """A plugin's queue of claimed rows and the thread calling the plugin for them in order."""
 
-    def __init__(self, owner: InProcessDelivery, plugin: str) -> None:
-        self.owner = owner
-        self.queue: queue.Queue[tuple[Delivery, Notifier, Event, Incident] | None] = queue.Queue()
-        self.thread = threading.Thread(
-            target=self._run, name=f"incident-flow-delivery-{plugin}", daemon=True
+    def __init__(self, worker: DeliveryWorker, notifier: Notifier) -> None:
+        self.worker = worker
+        self.notifier = notifier
+        self.jobs: collections.deque[_Job] = collections.deque()
+        self.ready = threading.Condition(worker._lock)
+        self.current: tuple[_Job, float] | None = None
+        """The job being delivered and when its call started (monotonic)."""
+        self.blocked: set[tuple[int, str, str]] = set()
+        self.stuck = 0
+        """Abandoned threads still inside a call of this plugin."""
+        self.thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._run, name=f"incident-flow-delivery-{self.notifier.plugin}", daemon=True
         )
-        self.thread.start()
-
-    def put(self, delivery: Delivery, notifier: Notifier, event: Event, incident: Incident) -> None:
-        self.queue.put((delivery, notifier, event, incident))
+        thread.start()
+        return thread
 
     def _run(self) -> None:
+        worker = self.worker
+        me = threading.current_thread()
         while True:
-            work = self.queue.get()
-            try:
-                if work is None:
+            with worker._lock:
+                if not self.jobs:
+                    self.blocked.clear()  # the claims they were about are all done
+                while not self.jobs and self.thread is me and not worker._stopping:
+                    self.ready.wait()
+                if self.thread is not me or not self.jobs:
+                    return  # replaced by a new thread, or stopping
+                job = self.jobs.popleft()
+                if job.block_key in self.blocked:
+                    # An earlier row of this incident failed: this one waits for it. Hand it
+                    # back untried; the store holds it behind the failed row.
+                    worker._finish(Outcome(job.delivery, DeliveryStatus.PENDING))
+                    continue
+                self.current = (job, time.monotonic())
+            outcome = worker._attempt(self.notifier, job.delivery)
+            with worker._lock:
+                if self.thread is not me:
+                    # The watchdog gave up on this call and recorded a timeout; only a late
+                    # success is still worth recording.
+                    self.stuck -= 1
+                    if outcome.status is DeliveryStatus.DELIVERED:
+                        logger.info("late delivery of %s succeeded", job.delivery.key)
+                        worker._late(outcome)
                     return
-                delivery, notifier, event, incident = work
-                try:
-                    notifier.invoke(event, incident, delivery.key)
-                except Exception as error:
-                    self.owner._record_failure(delivery, error)
-                else:
-                    self.owner._record_delivered([delivery])
-            finally:
-                self.queue.task_done()
+                self.current = None
+                if outcome.status is not DeliveryStatus.DELIVERED:
+                    self.blocked.add(job.block_key)
+                worker._finish(outcome)
 
-    def wait(self, deadline: float) -> bool:
-        with self.queue.all_tasks_done:
-            while self.queue.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.queue.all_tasks_done.wait(min(remaining, threading.TIMEOUT_MAX))
-        return True
+    def abandon_if_stuck(self, now: float, timeout: float) -> None:
+        """With the worker's lock held: give up on a call running past ``timeout``."""
+        if self.current is None:
+            return
+        job, started = self.current
+        if now - started < timeout:
+            return
+        self.current = None
+        self.stuck += 1
+        self.blocked.add(job.block_key)
+        logger.warning(
+            "plugin %s did not answer within %g s for %s",
+            self.notifier.plugin,
+            timeout,
+            job.delivery.key,
+        )
+        error = RetryableDeliveryError(f"no answer within {timeout:g} s")
+        self.worker._finish(self.worker._failure(job.delivery, TimeoutError(str(error)), None))
+        self.thread = self._start()
 
 
-class InProcessDelivery:
-    """Calls plugins for committed events in the background; see the module docstring.
+class DeliveryWorker:
+    """Works the outbox: claims due rows, calls the plugins, records what happened.
 
     Args:
-        store: where outcomes are recorded.
-        clock: the time of each outcome.
-        timeout: seconds a plugin may take over one event before it is quarantined.
+        store: the store whose outbox to work.
+        notifiers: the plugins to deliver to: a registry (whose plugins may change) or their
+            implementations of ``incident_flow_event``. Rows of other plugins are left alone,
+            for a worker that has them.
+        clock: the time of outcomes, retries and leases.
+        name: the worker's name on the rows it claims; unique by default.
+        timeout: seconds a plugin may take over one event.
+        retry: when failed rows are retried and when they are given up.
+        lease: seconds a claim holds a row (renewed while the worker works on it).
+        batch: the most rows claimed at once, and in flight at once.
+        poll: seconds between looks at the outbox when nothing wakes the worker.
+        max_stuck: hanging calls of one plugin after which no more rows are claimed for it.
     """
 
-    def __init__(self, store: Store, clock: Clock, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._store = store
-        self._clock = clock
-        self._timeout = timeout
-        self._lock = threading.Lock()
-        # Separate conditions, so a commit wakes the runner alone and progress wakes drainers.
-        self._work = threading.Condition(self._lock)
-        self._done = threading.Condition(self._lock)
-        self._stopping = threading.Event()
-        self._queue: collections.deque[_Item] = collections.deque()
-        self._unfinished = 0
-        self._runner: _Runner | None = None
-        self._idle = True
-        self._flush_requested = False
-        self._napping = False
-        self._quarantined: dict[str, _Lane] = {}
-        self._watchdog: threading.Thread | None = None
-        self._closed = False
-
-    # -- the caller's side ------------------------------------------------------------------
-
-    def submit(
+    def __init__(
         self,
-        notifiers: Sequence[Notifier],
-        deliveries: Sequence[Delivery],
-        steps: Sequence[tuple[Event, Incident]],
+        store: Store,
+        notifiers: PluginRegistry | Iterable[Notifier],
+        *,
+        clock: Clock | None = None,
+        name: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        lease: float = DEFAULT_LEASE,
+        batch: int = 256,
+        poll: float = 1.0,
+        max_stuck: int = 4,
     ) -> None:
-        """Queue ``deliveries``; ``steps`` pairs each event with the incident right after it."""
-        by_plugin = {notifier.plugin: notifier for notifier in notifiers}
-        targets: dict[int, list[_Target]] = {}
-        for delivery in deliveries:
-            targets.setdefault(delivery.version, []).append((delivery, by_plugin[delivery.plugin]))
-        items = [
-            _Item(event, incident, targets[event.version])
-            for event, incident in steps
-            if event.version in targets
-        ]
+        if not timeout > 0 or not lease > 0 or not poll > 0:
+            raise ValueError("timeout, lease and poll must be seconds > 0")
+        if batch < 1 or max_stuck < 1:
+            raise ValueError("batch and max_stuck must be >= 1")
+        self.store = store
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.name = name or worker_name()
+        self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.lease = lease
+        self.batch = batch
+        self.poll = poll
+        self.max_stuck = max_stuck
+        self._registry: PluginRegistry | None = None
+        self._fixed: dict[str, Notifier] = {}
+        if isinstance(notifiers, PluginRegistry):
+            self._registry = notifiers
+        else:
+            self._fixed = {notifier.plugin: notifier for notifier in notifiers}
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._progress = threading.Condition(self._lock)
+        self._lanes: dict[str, _Lane] = {}
+        self._outcomes: list[Outcome] = []
+        self._late_outcomes: list[Outcome] = []
+        self._in_flight = 0
+        self._claims = 0
+        self._woken = False
+        self._stopping = False
+        self._rounds_started = 0
+        self._idle_round = 0
+        """The latest round that found nothing due and nothing in flight."""
+        self._thread: threading.Thread | None = None
+        self._renewed = time.monotonic()
+        self._subjects: collections.OrderedDict[tuple[str, int], _Subject] = (
+            collections.OrderedDict()
+        )
+        self._rng = random.Random()
+        self.delivered = 0
+        """Rows this worker recorded as delivered, for monitoring and the CLI."""
+        self.failed = 0
+        self.dead = 0
+
+    @property
+    def _notifiers(self) -> dict[str, Notifier]:
+        if self._registry is None:
+            return self._fixed
+        notifiers = self._registry.notifiers
+        if notifiers is not self._cached_source:
+            self._cached = {notifier.plugin: notifier for notifier in notifiers}
+            self._cached_source = notifiers
+        return self._cached
+
+    _cached: dict[str, Notifier] = {}  # noqa: RUF012 - replaced per instance on first use
+    _cached_source: object = None
+
+    @property
+    def plugins(self) -> list[str]:
+        """The plugins whose rows this worker delivers."""
+        return list(self._notifiers)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Work the outbox in a background thread until :meth:`stop`."""
         with self._lock:
-            if self._closed:
+            if self._thread is not None or self._stopping or not self._notifiers:
                 return
-            self._queue.extend(items)
-            self._unfinished += len(items)
-            if self._runner is None:
-                self._runner = _Runner(self, None, 0)
-            elif self._idle and not self._napping:
-                self._work.notify()
-            if self._watchdog is None:
-                self._watchdog = threading.Thread(
-                    target=self._watch, name="incident-flow-delivery-watchdog", daemon=True
-                )
-                self._watchdog.start()
+            self._thread = threading.Thread(
+                target=self._loop, name="incident-flow-delivery-worker", daemon=True
+            )
+            self._thread.start()
+
+    def wake(self, subjects: Sequence[_Subject] = ()) -> None:
+        """Say that rows were committed; ``subjects`` are their events with the incident right
+        after each, which saves loading them from the store."""
+        with self._lock:
+            for event, incident in subjects:
+                self._remember(event, incident)
+            if not self._woken:
+                self._woken = True
+                self._wake.notify()
+        if self._thread is None:
+            self.start()
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every delivery queued so far was attempted; False if ``timeout`` ran out."""
-        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
-        with self._lock:
-            if self._unfinished:
-                self._flush_requested = True
-                self._work.notify_all()
-            while self._unfinished:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+        """Wait until no row is due and none is in flight: every row committed so far was
+        delivered, dead-lettered, or waits for a retry. False if ``timeout`` ran out first.
+
+        Without a background thread (see :meth:`start`) the rounds run in the caller's thread.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._thread is None:
+            while self.run_once():
+                if deadline is not None and time.monotonic() >= deadline:
                     return False
-                self._done.wait(min(remaining, threading.TIMEOUT_MAX))
-            lanes = list(self._quarantined.values())
-        return all(lane.wait(deadline) for lane in lanes)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Let queued deliveries finish (up to ``timeout``), then stop the threads."""
-        self.drain(timeout)
+            return True
         with self._lock:
-            self._closed = True
-            self._stopping.set()
-            self._work.notify_all()
-            runner, lanes = self._runner, list(self._quarantined.values())
-        for lane in lanes:
-            lane.queue.put(None)
-        if runner is not None:
-            runner.thread.join(timeout)
+            # A round that starts after this call sees every row committed before it.
+            wanted = self._rounds_started + 1
+            self._woken = True
+            self._wake.notify()
+            while self._idle_round < wanted:
+                if self._stopping or self._thread is None:
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+        return True
 
-    # -- the runner's side ------------------------------------------------------------------
-
-    def _next(self, runner: _Runner, *, linger: bool) -> _Item | None:
-        """The next event to deliver; None when the runner should stop.
-
-        With ``linger`` the runner holds outcomes not yet written. If nothing is queued, it naps
-        until MARK_DELAY has passed (or someone drains) and returns _FLUSH, letting events
-        queue up meanwhile, so that under load one wake-up and one write serve many commands.
-        """
-        deadline = time.monotonic() + MARK_DELAY
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the rows in hand (up to ``timeout``), hand back the rest, stop the threads."""
+        deadline = time.monotonic() + timeout
         with self._lock:
-            if linger and not self._queue:
-                self._idle = self._napping = True
+            self._stopping = True
+            self._wake.notify_all()
+            for lane in self._lanes.values():
+                lane.ready.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        else:
+            self._shut_down(deadline)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Work the outbox in this thread until ``stop`` is set (``incident-flow worker``)."""
+        self._thread = threading.current_thread()
+        watcher: threading.Thread | None = None
+        if stop is not None:
+
+            def watch() -> None:
+                stop.wait()
+                self.stop()
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+        self._loop()
+
+    def run_once(self) -> int:
+        """One round in the caller's thread: record outcomes, claim due rows, deliver them and
+        record theirs. Returns how many rows were claimed (0 when nothing was due)."""
+        claimed = self._round()
+        deadline = time.monotonic() + self.timeout * max(claimed, 1) + 1
+        with self._lock:
+            while self._in_flight and not self._stopping:
+                self._check_lanes()
+                self._wake.wait(min(self.timeout / 4, 0.05))
+                if time.monotonic() > deadline:
+                    break
+        self._record()
+        return claimed
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if self._stopping:
+                        break
                 try:
-                    while not (self._closed or runner.abandoned):
-                        remaining = deadline - time.monotonic()
-                        if self._flush_requested or remaining <= 0:
-                            self._flush_requested = False
-                            return _FLUSH
-                        self._work.wait(remaining)
-                    return None
-                finally:
-                    self._napping = False
-            while not self._queue:
-                if self._closed or runner.abandoned:
-                    return None
-                self._idle = True
-                self._work.wait()
-            self._idle = False
-            if runner.abandoned:
-                return None
-            item = self._queue.popleft()
-            runner.item = item
-            runner.position = 0
-            return item
+                    self._round()
+                except Exception:
+                    logger.exception("delivery worker %s: a round failed; retrying", self.name)
+                    with self._lock:
+                        self._wake.wait(self.poll)
+                    continue
+                with self._lock:
+                    if self._stopping:
+                        break
+                    if not self._woken and not self._outcomes:
+                        wait = self.poll
+                        if self._in_flight:
+                            wait = min(wait, self.timeout / 4, self.lease / 3)
+                        self._wake.wait(wait)
+                    self._check_lanes()
+        finally:
+            deadline = time.monotonic() + 5.0
+            self._shut_down(deadline)
 
-    def _finished(self, count: int = 1) -> None:
-        if not count:
-            return
+    def _round(self) -> int:
+        """Record finished outcomes, renew leases, claim and dispatch due rows."""
         with self._lock:
-            self._unfinished -= count
-            if not self._unfinished:
-                self._done.notify_all()
+            self._woken = False
+            self._rounds_started += 1
+            number = self._rounds_started
+        self._record()
+        now = self.clock.now()
+        with self._lock:
+            room = self.batch - self._in_flight
+            plugins = [
+                plugin
+                for plugin in self._notifiers
+                if plugin not in self._lanes or self._lanes[plugin].stuck < self.max_stuck
+            ]
+            in_flight = self._in_flight
+        if in_flight and time.monotonic() - self._renewed > self.lease / 3:
+            self.store.renew(self.name, now=now, lease=self.lease)
+            self._renewed = time.monotonic()
+        rows: list[Delivery] = []
+        if room > 0 and plugins:
+            rows = self.store.claim(
+                self.name, plugins=plugins, now=now, lease=self.lease, limit=room
+            )
+            if rows:
+                self._renewed = time.monotonic()
+        with self._lock:
+            self._claims += 1
+            claim = self._claims
+            for row in rows:
+                lane = self._lanes.get(row.plugin)
+                if lane is None:
+                    lane = self._lanes[row.plugin] = _Lane(self, self._notifiers[row.plugin])
+                lane.jobs.append(_Job(row, claim))
+                lane.ready.notify()
+            self._in_flight += len(rows)
+            if not rows and not self._in_flight and not self._outcomes:
+                self._idle_round = number
+                self._progress.notify_all()
+        return len(rows)
 
-    def _record_delivered(self, deliveries: list[Delivery]) -> None:
-        if not deliveries:
+    def _record(self) -> None:
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+            late, self._late_outcomes = self._late_outcomes, []
+        if not outcomes and not late:
             return
         try:
-            self._store.mark_delivered_many(deliveries, at=self._clock.now())
-        except Exception:
-            logger.exception("could not record %d deliveries", len(deliveries))
-
-    def _record_failure(self, delivery: Delivery, error: BaseException | str) -> None:
-        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        logger.warning("delivery %s failed: %s", delivery.key, message)
-        try:
-            self._store.mark_failed(delivery, error=message, at=self._clock.now())
-        except Exception:
-            logger.exception("could not record the failure of delivery %s", delivery.key)
-
-    # -- the watchdog -----------------------------------------------------------------------
-
-    def _watch(self) -> None:
-        """Quarantine a plugin that keeps the runner in one call for longer than the timeout."""
-        seen: tuple[_Runner | None, int] = (None, -1)
-        since = time.monotonic()
-        interval = max(0.01, self._timeout / 4)
-        while not self._stopping.wait(interval):
+            self.store.record(self.name, [*outcomes, *late], at=self.clock.now())
+        except BaseException:
             with self._lock:
-                runner = self._runner
-                if runner is None or self._idle or runner.item is None:
-                    seen, since = (runner, -1), time.monotonic()
-                    continue
-                progress = (runner, runner.calls)
-                if progress != seen:
-                    seen, since = progress, time.monotonic()
-                    continue
-                if time.monotonic() - since < self._timeout:
-                    continue
-                stuck = self._take_over(runner)
-                seen, since = (self._runner, -1), time.monotonic()
-            self._record_failure(
-                stuck, f"TimeoutError: no answer within {self._timeout:g} s; quarantined"
+                self._outcomes[:0] = outcomes
+                self._late_outcomes[:0] = late
+            raise
+        with self._lock:
+            self._in_flight -= len(outcomes)
+            for outcome in outcomes:
+                if outcome.status is DeliveryStatus.DELIVERED:
+                    self.delivered += 1
+                elif outcome.status is DeliveryStatus.FAILED:
+                    self.failed += 1
+                elif outcome.status is DeliveryStatus.DEAD:
+                    self.dead += 1
+            self._progress.notify_all()
+
+    def _check_lanes(self) -> None:
+        """With the lock held: the watchdog's look at every lane."""
+        now = time.monotonic()
+        for lane in self._lanes.values():
+            lane.abandon_if_stuck(now, self.timeout)
+
+    def _shut_down(self, deadline: float) -> None:
+        """Hand back rows not yet attempted and record every outcome there is."""
+        with self._lock:
+            self._stopping = True
+            for lane in self._lanes.values():
+                while lane.jobs:
+                    job = lane.jobs.popleft()
+                    self._outcomes.append(Outcome(job.delivery, DeliveryStatus.PENDING))
+                lane.ready.notify_all()
+            while (
+                self._in_flight > len(self._outcomes)
+                or any(lane.stuck for lane in self._lanes.values())
+            ) and time.monotonic() < deadline:
+                self._check_lanes()
+                self._wake.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        try:
+            self._record()
+        except Exception:
+            logger.exception("delivery worker %s: could not record its last outcomes", self.name)
+        with self._lock:
+            self._thread = None
+            self._progress.notify_all()
+
+    # -- the lanes' side ---------------------------------------------------------------------------
+
+    def _finish(self, outcome: Outcome) -> None:
+        """With the lock held: keep a lane's outcome for the next record, and wake the loop."""
+        self._outcomes.append(outcome)
+        if not self._woken:
+            self._woken = True
+            self._wake.notify()
+
+    def _late(self, outcome: Outcome) -> None:
+        """With the lock held: a success that came after its timeout was recorded."""
+        self._late_outcomes.append(outcome)
+        self._wake.notify()
+
+    def _attempt(self, notifier: Notifier, delivery: Delivery) -> Outcome:
+        """Call the plugin for one row and say what became of it."""
+        try:
+            event, incident = self._subject(delivery)
+        except (CorruptEventError, UnknownIncidentError) as error:
+            # Retrying cannot mend a log that cannot be read: keep the row, dead, with why.
+            logger.error("cannot deliver %s: %s", delivery.key, error)
+            return Outcome(delivery, DeliveryStatus.DEAD, describe(error))
+        except StoreError as error:
+            return self._failure(delivery, error, None)
+        try:
+            notifier.invoke(event, incident, delivery.key)
+        except Exception as error:
+            retry_after = error.retry_after if isinstance(error, RetryableDeliveryError) else None
+            return self._failure(delivery, error, retry_after)
+        return Outcome(delivery, DeliveryStatus.DELIVERED)
+
+    def _failure(
+        self, delivery: Delivery, error: BaseException, retry_after: float | None
+    ) -> Outcome:
+        attempts = delivery.attempts + 1
+        message = describe(error)
+        if isinstance(error, PermanentDeliveryError) or attempts >= self.retry.max_attempts:
+            logger.warning(
+                "delivery %s is dead after %d attempts: %s", delivery.key, attempts, message
             )
+            return Outcome(delivery, DeliveryStatus.DEAD, message)
+        wait = self.retry.delay(attempts, retry_after=retry_after, rng=self._rng)
+        logger.warning(
+            "delivery %s failed (attempt %d), retrying in %.1f s: %s",
+            delivery.key,
+            attempts,
+            wait,
+            message,
+        )
+        return Outcome(
+            delivery,
+            DeliveryStatus.FAILED,
+            message,
+            next_attempt_at=self.clock.now() + timedelta(seconds=wait),
+        )
 
-    def _take_over(self, runner: _Runner) -> Delivery:
-        """With the lock held: ``runner`` is stuck in a plugin; route around it.
+    # -- what the plugins are told ---------------------------------------------------------
 
-        Returns:
-            The delivery the runner is stuck on.
-        """
-        item = runner.item
-        assert item is not None
-        delivery, notifier = item.targets[runner.position]
-        runner.abandoned = True
-        self._quarantined[notifier.plugin] = _Lane(self, notifier.plugin)
-        self._runner = _Runner(self, item, runner.position + 1)
-        logger.warning("plugin %s did not answer within %g s", notifier.plugin, self._timeout)
-        return delivery
+    SUBJECTS = 4096
+    """Events (with the incident after each) kept in memory for deliveries to come."""
+
+    def _remember(self, event: Event, incident: Incident) -> None:
+        subjects = self._subjects
+        subjects[(event.incident_id, event.version)] = (event, incident)
+        if len(subjects) > self.SUBJECTS:
+            subjects.popitem(last=False)
+
+    def _subject(self, delivery: Delivery) -> _Subject:
+        """The event of ``delivery`` and the incident right after it."""
+        key = (delivery.incident_id, delivery.version)
+        with self._lock:
+            found = self._subjects.get(key)
+        if found is not None:
+            return found
+        events = self.store.load(delivery.incident_id)
+        state: Incident | None = None
+        subject: _Subject | None = None
+        with self._lock:
+            for event in events:
+                state = event.apply(state)
+                if event.version >= delivery.version:
+                    self._remember(event, state)
+                if event.version == delivery.version:
+                    subject = (event, state)
+        if subject is None:
+            raise CorruptEventError(
+                f"the outbox holds a delivery of version {delivery.version}, which the log of "
+                f"{delivery.incident_id} does not have",
+                incident_id=delivery.incident_id,
+                version=delivery.version,
+            )
+        return subject

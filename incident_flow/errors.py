@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConcurrencyConflict",
     "CorruptEventError",
+    "DeliveryError",
     "DuplicateIncidentError",
     "IncidentFlowError",
     "InvalidActorError",
@@ -24,8 +25,10 @@ __all__ = [
     "InvalidSeverityError",
     "InvalidTimestampError",
     "MinorIssueError",
+    "PermanentDeliveryError",
     "PluginError",
     "ProcessDefinitionError",
+    "RetryableDeliveryError",
     "SchemaVersionError",
     "StoreError",
     "TimeWentBackwardsError",
@@ -175,3 +178,30 @@ class SchemaVersionError(CorruptEventError):
 
 class PluginError(IncidentFlowError):
     """A plugin cannot be registered: it misspells a hook, or two plugins share one name."""
+
+
+class DeliveryError(IncidentFlowError):
+    """Raised by a plugin's ``incident_flow_event`` to say how delivering an event failed.
+
+    Any other exception is treated as a :class:`RetryableDeliveryError` with no hint.
+    """
+
+
+class RetryableDeliveryError(DeliveryError):
+    """The delivery may succeed later (a timeout, an HTTP 5xx or 429): it is retried with
+    backoff until the retry policy's attempts run out.
+
+    ``retry_after`` (seconds), when given, is when the vendor asked to be tried again (an
+    HTTP ``Retry-After`` header); the worker waits at least that long.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None and not retry_after >= 0:
+            raise ValueError(f"retry_after must be a number of seconds >= 0, not {retry_after!r}")
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help (an HTTP 4xx other than 429, a channel that does not exist): the
+    delivery is dead-lettered at once. Requeue it after fixing the cause."""

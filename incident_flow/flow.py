@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from incident_flow.clock import Clock, SystemClock, ensure_utc
-from incident_flow.delivery import DEFAULT_TIMEOUT, InProcessDelivery
+from incident_flow.delivery import DEFAULT_LEASE, DEFAULT_TIMEOUT, DeliveryWorker, RetryPolicy
 from incident_flow.errors import (
     ConcurrencyConflict,
     DuplicateIncidentError,
@@ -120,6 +120,30 @@ def _actor(value: object, field: str = "by") -> str:
     return value.strip()
 
 
+def _delivery_status(status: object) -> DeliveryStatus | None:
+    if status is None:
+        return None
+    try:
+        return DeliveryStatus(str(status))
+    except ValueError:
+        choices = ", ".join(DeliveryStatus)
+        raise InvalidFieldError(
+            f"unknown delivery status {status!r}; use one of {choices}", field="status"
+        ) from None
+
+
+def _optional_name(value: object, field: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidFieldError(f"{field} must be a plugin's name, not {value!r}", field=field)
+    return value
+
+
+def _limit(value: object) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidFieldError(f"limit must be a whole number >= 1, not {value!r}", field="limit")
+    return value
+
+
 class IncidentFlow:
     """The incident process over a store, with plugins notified of every change.
 
@@ -132,11 +156,15 @@ class IncidentFlow:
         snapshot_cache: how many incidents' latest states to keep folded in memory (the least
             recently used are dropped first). A cached state is only a shortcut: commands are
             checked against the store's version, and reads catch up with the store.
-        delivery_timeout: seconds a plugin may spend on one event before it is quarantined on
-            a thread of its own (the delivery is recorded as failed; see ``docs/stores.md``).
+        delivery_timeout: seconds a plugin may spend on one event before the attempt counts as
+            failed (and is retried; see ``docs/delivery.md``).
+        retry: when failed deliveries are retried and when they are dead-lettered.
+        deliver: deliver in this process, in the background, right after each commit. Turn it
+            off when ``incident-flow worker`` processes deliver instead.
+        delivery_lease: seconds a claim holds an outbox row (see :class:`DeliveryWorker`).
 
-    A flow is thread-safe. Shut it down (or use it as a context manager) to let queued deliveries
-    finish and stop the delivery threads; the store is closed with it.
+    A flow is thread-safe. Shut it down (or use it as a context manager) to let deliveries in
+    hand finish and stop the delivery threads; the store is closed with it.
     """
 
     def __init__(
@@ -149,16 +177,27 @@ class IncidentFlow:
         entry_points: bool = True,
         snapshot_cache: int = 10_000,
         delivery_timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        deliver: bool = True,
+        delivery_lease: float = DEFAULT_LEASE,
     ) -> None:
         self.process = process
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.plugins = PluginRegistry(plugins, entry_points=entry_points)
-        self._delivery = InProcessDelivery(self.store, self.clock, timeout=delivery_timeout)
+        self.worker = DeliveryWorker(
+            self.store,
+            self.plugins,
+            clock=self.clock,
+            timeout=delivery_timeout,
+            retry=retry,
+            lease=delivery_lease,
+        )
+        """The in-process delivery worker (started with the flow when ``deliver`` is on)."""
+        self._deliver = deliver
         self._checklist = tuple((item.name, item.required) for item in process.checklist)
-        # Held from append to submit, so deliveries are queued in each incident's version order;
-        # striped by incident so commands on different incidents can share a group commit.
-        self._commit_locks = [threading.Lock() for _ in range(64)]
+        if deliver:
+            self.worker.start()
         self._snapshots: dict[str, Incident] = {}
         self._snapshot_limit = snapshot_cache
         self._snapshot_lock = threading.Lock()
@@ -172,13 +211,15 @@ class IncidentFlow:
         self.shutdown()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Let queued deliveries finish (up to ``timeout`` seconds), then close the store."""
-        self._delivery.close(timeout)
+        """Let deliveries in hand finish (up to ``timeout`` seconds), hand the rest back to the
+        outbox for the next worker, and close the store."""
+        self.worker.stop(timeout)
         self.store.close()
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every delivery queued so far was attempted; False if ``timeout`` ran out."""
-        return self._delivery.drain(timeout)
+        """Deliver what is due and wait until nothing is: every delivery committed so far was
+        delivered, dead-lettered, or waits for a retry. False if ``timeout`` ran out first."""
+        return self.worker.drain(timeout)
 
     @property
     def plugin_failures(self) -> list[PluginLoadFailure]:
@@ -206,25 +247,66 @@ class IncidentFlow:
         return [self.get(incident_id) for incident_id in self.store.incident_ids(phase=phase)]
 
     def deliveries(
-        self, *, status: DeliveryStatus | str | None = None, plugin: str | None = None
+        self,
+        *,
+        status: DeliveryStatus | str | None = None,
+        plugin: str | None = None,
+        incident_id: str | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Delivery]:
-        """Outbox rows: which event went (or failed to go) to which plugin.
+        """Outbox rows in commit order: which event went (or failed to go) to which plugin.
 
         Raises:
-            InvalidFieldError: ``status`` is not one of pending, delivered, failed.
+            InvalidFieldError: ``status`` is not one of pending, delivered, failed, dead.
         """
-        if plugin is not None and not isinstance(plugin, str):
+        return self.store.deliveries(
+            status=_delivery_status(status),
+            plugin=_optional_name(plugin, "plugin"),
+            incident_id=None if incident_id is None else self._id(incident_id),
+            limit=_limit(limit),
+        )
+
+    def retry_deliveries(
+        self,
+        *,
+        status: DeliveryStatus | str | None = None,
+        plugin: str | None = None,
+        incident_id: str | None = None,
+    ) -> int:
+        """Requeue failed and dead-lettered deliveries (or only those with ``status``, for
+        ``plugin``, of ``incident_id``): they become pending, due now, with their attempts
+        reset. Returns how many were requeued.
+
+        Raises:
+            InvalidFieldError: ``status`` is neither failed nor dead.
+        """
+        wanted = _delivery_status(status)
+        if wanted is not None and wanted not in (DeliveryStatus.FAILED, DeliveryStatus.DEAD):
             raise InvalidFieldError(
-                f"plugin must be a plugin's name, not {plugin!r}", field="plugin"
+                f"only failed and dead deliveries can be retried, not {wanted.value}",
+                field="status",
             )
-        try:
-            wanted = DeliveryStatus(status) if status is not None else None
-        except ValueError:
-            choices = ", ".join(DeliveryStatus)
-            raise InvalidFieldError(
-                f"unknown delivery status {status!r}; use one of {choices}", field="status"
-            ) from None
-        return self.store.deliveries(status=wanted, plugin=plugin)
+        statuses = [wanted] if wanted is not None else [DeliveryStatus.FAILED, DeliveryStatus.DEAD]
+        rows = [
+            row
+            for each in statuses
+            for row in self.deliveries(status=each, plugin=plugin, incident_id=incident_id)
+        ]
+        requeued = self.store.requeue(rows, at=self.clock.now())
+        if requeued and self._deliver:
+            self.worker.wake()
+        return requeued
+
+    def stranded_deliveries(self) -> builtins.list[Delivery]:
+        """Unfinished deliveries to plugins that are not installed here: kept, not dropped, for
+        a worker that has the plugin (or for someone to install it)."""
+        installed = {notifier.plugin for notifier in self.plugins.notifiers}
+        return [
+            row
+            for each in (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+            for row in self.store.deliveries(status=each)
+            if row.plugin not in installed
+        ]
 
     def requirements(
         self, incident_id: str, action: str, *, by: str | None = None, **payload: Any
@@ -565,18 +647,11 @@ class IncidentFlow:
             for notifier in notifiers
         ]
         expected = before.version if before is not None else 0
-        if not deliveries:
-            self.store.append(events[0].incident_id, expected, events, phase=steps[-1].phase)
-            return
-        with self._commit_locks[hash(events[0].incident_id) % 64]:
-            self.store.append(
-                events[0].incident_id,
-                expected,
-                events,
-                phase=steps[-1].phase,
-                deliveries=deliveries,
-            )
-            self._delivery.submit(notifiers, deliveries, list(zip(events, steps, strict=True)))
+        self.store.append(
+            events[0].incident_id, expected, events, phase=steps[-1].phase, deliveries=deliveries
+        )
+        if deliveries and self._deliver:
+            self.worker.wake(list(zip(events, steps, strict=True)))
 
     # -- the snapshot cache ---------------------------------------------------------------------
 

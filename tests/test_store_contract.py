@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from incident_flow.errors import ConcurrencyConflict, UnknownIncidentError
 from incident_flow.events import Event, IncidentDeclared, RoleAssigned, StatusUpdatePosted
 from incident_flow.model import Severity
-from incident_flow.store.base import Delivery, DeliveryStatus, Store
+from incident_flow.store.base import Delivery, DeliveryStatus, Outcome, Store
 from incident_flow.store.memory import MemoryStore
 from incident_flow.store.sqlite import SQLiteStore
 
@@ -316,117 +316,282 @@ def test_deliveries_are_listed_in_commit_order(store: Store) -> None:
     assert [d.key for d in store.deliveries()] == ["INC-1:1:b", "INC-2:1:a", "INC-1:2:a"]
 
 
-def test_deliveries_are_filtered_by_status_and_plugin(store: Store) -> None:
+WORKER = "w1"
+LEASE = 60.0
+
+
+def outbox(store: Store, incident_id: str, versions: int, plugins: tuple[str, ...]) -> None:
+    """Declare ``incident_id`` with ``versions`` events, each delivered to every plugin."""
     store.append(
-        "INC-1",
+        incident_id,
         0,
-        [declared()],
+        [declared(incident_id), *(update(incident_id, v) for v in range(2, versions + 1))],
         phase="identified",
-        deliveries=[Delivery("INC-1", 1, "slack"), Delivery("INC-1", 1, "pager")],
+        deliveries=[
+            Delivery(incident_id, v, plugin) for v in range(1, versions + 1) for plugin in plugins
+        ],
     )
-    store.append(
-        "INC-1",
-        1,
-        [lead(version=2)],
-        phase="identified",
-        deliveries=[Delivery("INC-1", 2, "slack")],
+
+
+def delivered(delivery: Delivery) -> Outcome:
+    return Outcome(delivery, DeliveryStatus.DELIVERED)
+
+
+def failed(delivery: Delivery, error: str = "HTTP 503", *, retry_in: float = 30) -> Outcome:
+    return Outcome(
+        delivery, DeliveryStatus.FAILED, error, next_attempt_at=T0 + timedelta(seconds=retry_in)
     )
-    store.mark_delivered(Delivery("INC-1", 1, "slack"), at=T0)
+
+
+def claim(store: Store, worker: str = WORKER, *, at: datetime = T0, **kwargs: object) -> list[str]:
+    options: dict[str, object] = {"plugins": ("slack", "pager"), "lease": LEASE, **kwargs}
+    return [d.key for d in store.claim(worker, now=at, **options)]  # type: ignore[arg-type]
+
+
+def test_deliveries_are_filtered_by_status_plugin_and_incident(store: Store) -> None:
+    outbox(store, "INC-1", 2, ("slack", "pager"))
+    outbox(store, "INC-2", 1, ("slack",))
+    (first,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE, limit=1)
+    store.record(WORKER, [delivered(first)], at=T0)
 
     pending = DeliveryStatus.PENDING
-    assert [d.key for d in store.deliveries(status=pending)] == ["INC-1:1:pager", "INC-1:2:slack"]
-    assert [d.key for d in store.deliveries(plugin="slack")] == ["INC-1:1:slack", "INC-1:2:slack"]
-    assert [d.key for d in store.deliveries(status=pending, plugin="slack")] == ["INC-1:2:slack"]
+    assert [d.key for d in store.deliveries(status=pending, plugin="slack")] == [
+        "INC-1:2:slack",
+        "INC-2:1:slack",
+    ]
+    assert [d.key for d in store.deliveries(plugin="pager")] == ["INC-1:1:pager", "INC-1:2:pager"]
+    assert [d.key for d in store.deliveries(incident_id="INC-2")] == ["INC-2:1:slack"]
+    assert [d.key for d in store.deliveries(status=DeliveryStatus.DELIVERED)] == ["INC-1:1:slack"]
+    assert [d.key for d in store.deliveries(limit=2)] == ["INC-1:1:slack", "INC-1:1:pager"]
     assert store.deliveries(plugin="email") == []
 
 
-def test_mark_delivered_records_the_status_attempt_and_time(store: Store) -> None:
+def test_a_claim_leases_rows_to_the_worker_in_commit_order(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack", "pager"))
+    outbox(store, "INC-2", 1, ("slack",))
+
+    claimed = store.claim(WORKER, plugins=("slack", "pager"), now=T0, lease=LEASE)
+
+    assert [d.key for d in claimed] == ["INC-1:1:slack", "INC-1:1:pager", "INC-2:1:slack"]
+    until = T0 + timedelta(seconds=LEASE)
+    assert all(d.claimed_by == WORKER and d.claimed_until == until for d in claimed)
+    assert all(d.claimed_by == WORKER for d in store.deliveries())
+
+
+def test_a_leased_row_is_not_claimed_again_until_the_lease_runs_out(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    assert claim(store) == ["INC-1:1:slack"]
+
+    assert claim(store, "w2", at=T0 + timedelta(seconds=LEASE - 1)) == []
+    assert claim(store, "w2", at=T0 + timedelta(seconds=LEASE)) == ["INC-1:1:slack"]
+    assert store.deliveries()[0].claimed_by == "w2"
+
+
+def test_a_claim_takes_only_the_named_plugins_rows(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack", "pager", "email"))
+    assert claim(store, plugins=("email",)) == ["INC-1:1:email"]
+    assert claim(store, plugins=()) == []
+
+
+def test_a_claim_takes_at_most_limit_rows(store: Store) -> None:
+    outbox(store, "INC-1", 3, ("slack",))
+    assert claim(store, limit=2) == ["INC-1:1:slack", "INC-1:2:slack"]
+    assert claim(store, limit=2) == []  # INC-1:3 waits behind the two leased rows
+
+
+def test_rows_behind_a_leased_row_of_the_same_incident_and_plugin_wait(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    assert claim(store) == ["INC-1:1:slack"]
     store.append(
-        "INC-1", 0, [declared()], phase="identified", deliveries=[Delivery("INC-1", 1, "slack")]
+        "INC-1",
+        1,
+        [update(version=2)],
+        phase="identified",
+        deliveries=[Delivery("INC-1", 2, "slack"), Delivery("INC-1", 2, "pager")],
     )
-    at = T0 + timedelta(seconds=5)
 
-    store.mark_delivered(Delivery("INC-1", 1, "slack"), at=at)
-
-    (delivery,) = store.deliveries()
-    assert delivery.status is DeliveryStatus.DELIVERED
-    assert delivery.attempts == 1
-    assert delivery.last_error is None
-    assert delivery.updated_at == at
-    assert delivery.updated_at.tzinfo is not None
-    assert store.deliveries(status=DeliveryStatus.PENDING) == []
+    assert claim(store, "w2") == ["INC-1:2:pager"]
 
 
-def test_mark_failed_counts_each_attempt_and_keeps_the_last_error(store: Store) -> None:
-    store.append(
-        "INC-1", 0, [declared()], phase="identified", deliveries=[Delivery("INC-1", 1, "slack")]
-    )
-    (pending,) = store.deliveries()
+def test_a_failed_row_holds_back_the_rows_behind_it_until_it_is_delivered(store: Store) -> None:
+    outbox(store, "INC-1", 3, ("slack",))
+    first, *_ = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE, limit=1)
+    store.record(WORKER, [failed(first, retry_in=30)], at=T0)
 
-    store.mark_failed(pending, error="timeout", at=T0 + timedelta(seconds=1))
-    store.mark_failed(pending, error="HTTP 503", at=T0 + timedelta(seconds=2))
+    assert claim(store, at=T0 + timedelta(seconds=29)) == []
+    assert claim(store, at=T0 + timedelta(seconds=30)) == [
+        "INC-1:1:slack",
+        "INC-1:2:slack",
+        "INC-1:3:slack",
+    ]
 
-    (delivery,) = store.deliveries()
-    assert delivery.status is DeliveryStatus.FAILED
-    assert delivery.attempts == 2
-    assert delivery.last_error == "HTTP 503"
-    assert delivery.updated_at == T0 + timedelta(seconds=2)
+
+def test_a_dead_letter_does_not_hold_back_the_rows_behind_it(store: Store) -> None:
+    outbox(store, "INC-1", 2, ("slack",))
+    (first,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE, limit=1)
+    store.record(WORKER, [Outcome(first, DeliveryStatus.DEAD, "HTTP 400: bad channel")], at=T0)
+
+    assert claim(store) == ["INC-1:2:slack"]
+
+
+def test_one_incidents_failure_does_not_hold_back_another_incident(store: Store) -> None:
+    outbox(store, "INC-1", 2, ("slack",))
+    outbox(store, "INC-2", 1, ("slack",))
+    first = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE, limit=1)
+    store.record(WORKER, [failed(first[0])], at=T0)
+
+    assert claim(store) == ["INC-2:1:slack"]
+
+
+def test_a_delivered_outcome_records_the_status_attempt_and_time(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    (row,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE)
+    at = datetime(2024, 5, 1, 11, 30, tzinfo=timezone(timedelta(hours=2)))
+
+    store.record(WORKER, [delivered(row)], at=at)
+
+    (done,) = store.deliveries()
+    assert (done.status, done.attempts, done.last_error) == (DeliveryStatus.DELIVERED, 1, None)
+    assert done.updated_at == at
+    assert done.updated_at.utcoffset() == timedelta(0)
+    assert (done.claimed_by, done.claimed_until) == (None, None)
+
+
+def test_failed_outcomes_count_attempts_keep_the_error_and_the_retry_time(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    (row,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE)
+    store.record(WORKER, [failed(row, "timeout", retry_in=10)], at=T0)
+    (row,) = store.claim(WORKER, plugins=("slack",), now=T0 + timedelta(seconds=10), lease=LEASE)
+    store.record(WORKER, [failed(row, "HTTP 503", retry_in=40)], at=T0 + timedelta(seconds=10))
+
+    (row,) = store.deliveries()
+    assert (row.status, row.attempts, row.last_error) == (DeliveryStatus.FAILED, 2, "HTTP 503")
+    assert row.next_attempt_at == T0 + timedelta(seconds=40)
+    assert row.claimed_by is None
 
 
 def test_a_delivery_succeeding_after_failures_clears_the_error(store: Store) -> None:
-    store.append(
-        "INC-1", 0, [declared()], phase="identified", deliveries=[Delivery("INC-1", 1, "slack")]
-    )
-    (pending,) = store.deliveries()
+    outbox(store, "INC-1", 1, ("slack",))
+    (row,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE)
+    store.record(WORKER, [failed(row, retry_in=0)], at=T0)
+    (row,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE)
+    store.record(WORKER, [delivered(row)], at=T0)
 
-    store.mark_failed(pending, error="timeout", at=T0)
-    store.mark_delivered(pending, at=T0 + timedelta(seconds=30))
-
-    (delivery,) = store.deliveries()
-    assert (delivery.status, delivery.attempts, delivery.last_error) == (
-        DeliveryStatus.DELIVERED,
-        2,
-        None,
-    )
+    (row,) = store.deliveries()
+    assert (row.status, row.attempts, row.last_error) == (DeliveryStatus.DELIVERED, 2, None)
+    assert row.next_attempt_at is None
 
 
-def test_marking_one_delivery_leaves_the_others_alone(store: Store) -> None:
-    store.append(
-        "INC-1",
-        0,
-        [declared()],
-        phase="identified",
-        deliveries=[Delivery("INC-1", 1, "slack"), Delivery("INC-1", 1, "pager")],
-    )
+def test_a_pending_outcome_hands_the_row_back_untried(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    (row,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE)
 
-    store.mark_failed(Delivery("INC-1", 1, "slack"), error="boom", at=T0)
-
-    assert store.deliveries(plugin="pager") == [Delivery("INC-1", 1, "pager")]
-
-
-def test_a_delivery_key_is_stable_across_reads_and_attempts(store: Store) -> None:
-    appended = Delivery("INC-1", 1, "slack")
-    store.append("INC-1", 0, [declared()], phase="identified", deliveries=[appended])
-
-    (read,) = store.deliveries()
-    store.mark_failed(read, error="timeout", at=T0)
-    (failed,) = store.deliveries()
-    store.mark_delivered(failed, at=T0)
-    (delivered,) = store.deliveries()
-
-    assert appended.key == "INC-1:1:slack"
-    assert read.key == failed.key == delivered.key == appended.key
-
-
-def test_marking_a_delivery_that_is_not_in_the_outbox_changes_nothing(store: Store) -> None:
-    store.append(
-        "INC-1", 0, [declared()], phase="identified", deliveries=[Delivery("INC-1", 1, "slack")]
-    )
-
-    store.mark_delivered(Delivery("INC-1", 1, "email"), at=T0)
-    store.mark_failed(Delivery("INC-9", 1, "slack"), error="boom", at=T0)
+    store.record(WORKER, [Outcome(row, DeliveryStatus.PENDING)], at=T0)
 
     assert store.deliveries() == [Delivery("INC-1", 1, "slack")]
+    assert claim(store, "w2") == ["INC-1:1:slack"]
+
+
+def test_a_worker_that_lost_its_lease_cannot_fail_or_release_the_row(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    (stale,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=1)
+    later = T0 + timedelta(seconds=2)
+    (row,) = store.claim("w2", plugins=("slack",), now=later, lease=LEASE)
+
+    store.record(WORKER, [failed(stale), Outcome(stale, DeliveryStatus.PENDING)], at=later)
+
+    assert store.deliveries() == [row]
+
+
+def test_a_late_success_counts_even_after_the_lease_was_lost(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    (stale,) = store.claim(WORKER, plugins=("slack",), now=T0, lease=1)
+    later = T0 + timedelta(seconds=2)
+    (row,) = store.claim("w2", plugins=("slack",), now=later, lease=LEASE)
+
+    store.record(WORKER, [delivered(stale)], at=later)
+    store.record("w2", [failed(row)], at=later)  # too late: it was delivered
+
+    (row,) = store.deliveries()
+    assert (row.status, row.attempts) == (DeliveryStatus.DELIVERED, 1)
+
+
+def test_outcomes_for_rows_not_in_the_outbox_change_nothing(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack",))
+    store.record(
+        WORKER,
+        [delivered(Delivery("INC-1", 1, "email")), failed(Delivery("INC-9", 1, "slack"))],
+        at=T0,
+    )
+    assert store.deliveries() == [Delivery("INC-1", 1, "slack")]
+
+
+def test_renew_extends_only_the_workers_own_leases(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack", "pager"))
+    store.claim(WORKER, plugins=("slack",), now=T0, lease=LEASE)
+    store.claim("w2", plugins=("pager",), now=T0, lease=LEASE)
+
+    later = T0 + timedelta(seconds=50)
+    assert store.renew(WORKER, now=later, lease=LEASE) == 1
+
+    leases = {d.plugin: d.claimed_until for d in store.deliveries()}
+    assert leases == {
+        "slack": later + timedelta(seconds=LEASE),
+        "pager": T0 + timedelta(seconds=LEASE),
+    }
+
+
+def test_requeue_makes_dead_and_failed_rows_pending_again(store: Store) -> None:
+    outbox(store, "INC-1", 1, ("slack", "pager", "email"))
+    rows = store.claim(WORKER, plugins=("slack", "pager", "email"), now=T0, lease=LEASE)
+    slack, pager, email = rows
+    store.record(
+        WORKER,
+        [Outcome(slack, DeliveryStatus.DEAD, "HTTP 404"), failed(pager), delivered(email)],
+        at=T0,
+    )
+
+    assert store.requeue(store.deliveries(), at=T0) == 2
+
+    by_plugin = {d.plugin: d for d in store.deliveries()}
+    assert by_plugin["slack"].status is DeliveryStatus.PENDING
+    assert (by_plugin["slack"].attempts, by_plugin["slack"].last_error) == (0, "HTTP 404")
+    assert by_plugin["pager"].next_attempt_at is None
+    assert by_plugin["email"].status is DeliveryStatus.DELIVERED
+    assert claim(store, plugins=("slack", "pager")) == ["INC-1:1:slack", "INC-1:1:pager"]
+
+
+def test_concurrent_claims_never_hand_out_a_row_twice_and_keep_version_order(
+    store: Store,
+) -> None:
+    for number in range(20):
+        outbox(store, f"INC-{number}", 4, ("slack", "pager"))
+    handled: list[tuple[str, int, str]] = []
+    lock = threading.Lock()
+
+    def work(worker: str) -> None:
+        while True:
+            rows = store.claim(worker, plugins=("slack", "pager"), now=T0, lease=LEASE, limit=7)
+            if not rows:
+                if not store.deliveries(status=DeliveryStatus.PENDING):
+                    return
+                continue
+            with lock:
+                handled.extend(d.ident for d in rows)
+            store.record(worker, [delivered(d) for d in rows], at=T0)
+
+    threads = [threading.Thread(target=work, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(handled) == sorted(d.ident for d in store.deliveries())
+    assert len(handled) == len(set(handled)) == 20 * 4 * 2
+    for incident in range(20):
+        for plugin in ("slack", "pager"):
+            versions = [v for i, v, p in handled if i == f"INC-{incident}" and p == plugin]
+            assert versions == [1, 2, 3, 4]
 
 
 def test_load_after_a_version_returns_only_the_later_events(store: Store) -> None:
@@ -436,18 +601,6 @@ def test_load_after_a_version_returns_only_the_later_events(store: Store) -> Non
     assert store.load("inc-after", after_version=4) == []
     with pytest.raises(UnknownIncidentError):
         store.load("inc-nope", after_version=3)
-
-
-def test_mark_delivered_many_records_each_delivery(store: Store) -> None:
-    deliveries = [Delivery("INC-1", 1, name) for name in ("a", "b", "c")]
-    store.append("INC-1", 0, [declared()], phase="identified", deliveries=deliveries)
-    store.mark_delivered_many(deliveries[:2], at=datetime(2024, 1, 1, tzinfo=UTC))
-    statuses = {d.plugin: (d.status, d.attempts) for d in store.deliveries()}
-    assert statuses == {
-        "a": (DeliveryStatus.DELIVERED, 1),
-        "b": (DeliveryStatus.DELIVERED, 1),
-        "c": (DeliveryStatus.PENDING, 0),
-    }
 
 
 def test_the_same_delivery_twice_in_one_append_is_refused(store: Store) -> None:

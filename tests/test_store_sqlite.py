@@ -25,7 +25,7 @@ from incident_flow.errors import (
 from incident_flow.events import IncidentDeclared, StatusUpdatePosted
 from incident_flow.model import Severity
 from incident_flow.serialization import event_to_dict
-from incident_flow.store.base import Delivery, DeliveryStatus
+from incident_flow.store.base import Delivery, DeliveryStatus, Outcome
 from incident_flow.store.sqlite import MIGRATIONS, SQLiteStore
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
@@ -86,14 +86,15 @@ def test_data_survives_closing_and_reopening_the_file(path: Path) -> None:
             phase="triaged",
             deliveries=[Delivery("INC-1", 2, "slack")],
         )
-        store.mark_failed(Delivery("INC-1", 2, "slack"), error="timeout", at=T0)
+        (claimed,) = store.claim("w1", plugins=["slack"], now=T0, lease=60)
+        store.record("w1", [Outcome(claimed, DeliveryStatus.FAILED, "timeout", T0)], at=T0)
 
     with SQLiteStore(path) as reopened:
         assert reopened.load("INC-1") == [declared(), update(2)]
         assert reopened.version("INC-1") == 2
         assert reopened.incident_ids(phase="triaged") == ["INC-1"]
         assert reopened.deliveries() == [
-            Delivery("INC-1", 2, "slack", DeliveryStatus.FAILED, 1, "timeout", T0)
+            Delivery("INC-1", 2, "slack", DeliveryStatus.FAILED, 1, "timeout", T0, T0)
         ]
 
 

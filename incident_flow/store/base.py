@@ -13,23 +13,40 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Self
+from typing import Final, Self
 
 import attrs
 
+from incident_flow.errors import CorruptEventError
 from incident_flow.events import Event
+from incident_flow.serialization import loads_event
 
-__all__ = ["Delivery", "DeliveryStatus", "Store"]
+__all__ = ["UNFINISHED", "Delivery", "DeliveryStatus", "Outcome", "Store", "decode_event"]
 
 
 class DeliveryStatus(enum.StrEnum):
-    """Where a delivery of one event to one plugin stands."""
+    """Where a delivery of one event to one plugin stands.
+
+    ``pending`` and ``failed`` rows are still to be delivered (a failed one after its
+    ``next_attempt_at``); ``delivered`` and ``dead`` ones are finished. A dead letter is a row that
+    failed permanently or too often; it stays in the outbox until someone requeues it.
+    """
 
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    DEAD = "dead"
+
+    @property
+    def finished(self) -> bool:
+        """True for ``delivered`` and ``dead``: no worker will try the row again by itself."""
+        return self in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD)
+
+
+UNFINISHED: Final = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+"""The statuses of rows that workers still deliver."""
 
 
 @attrs.frozen
@@ -43,15 +60,50 @@ class Delivery:
     attempts: int = 0
     last_error: str | None = None
     updated_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    """When a failed row may be tried again; None: as soon as a worker gets to it."""
+    claimed_by: str | None = None
+    """The worker holding the row's lease, if any (see :meth:`Store.claim`)."""
+    claimed_until: datetime | None = None
+    """When that lease runs out; after it, another worker may claim the row."""
 
     @property
     def key(self) -> str:
         """The idempotency key: the same for every redelivery of this event to this plugin."""
         return f"{self.incident_id}:{self.version}:{self.plugin}"
 
+    @property
+    def ident(self) -> tuple[str, int, str]:
+        """``(incident_id, version, plugin)``: the row's identity in the outbox."""
+        return (self.incident_id, self.version, self.plugin)
+
+
+@attrs.frozen
+class Outcome:
+    """What became of one claimed delivery, for :meth:`Store.record`.
+
+    ``status`` is ``delivered``; ``failed`` (to be retried at ``next_attempt_at``); ``dead``
+    (given up); or ``pending``, which hands the row back untried (its lease is released and its
+    attempts stay as they were).
+    """
+
+    delivery: Delivery
+    status: DeliveryStatus
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+    @property
+    def attempted(self) -> bool:
+        """True when the plugin was called (every status but ``pending``)."""
+        return self.status is not DeliveryStatus.PENDING
+
 
 class Store(abc.ABC):
-    """Where incidents' events and their outbox live. Implementations must be thread-safe."""
+    """Where incidents' events and their outbox live. Implementations must be thread-safe.
+
+    The outbox methods (:meth:`claim`, :meth:`record`, :meth:`renew`, :meth:`requeue`) are what
+    delivery workers use; :meth:`deliveries` is for people and tests.
+    """
 
     @abc.abstractmethod
     def append(
@@ -66,7 +118,8 @@ class Store(abc.ABC):
         """Append ``events`` (versions ``expected_version + 1`` on) and ``deliveries`` atomically.
 
         ``expected_version`` is 0 for a new incident. ``phase`` is the incident's phase after the
-        events, kept so that :meth:`incident_ids` can filter without folding.
+        events, kept so that :meth:`incident_ids` can filter without folding. Deliveries are
+        written as given (normally pending, never attempted, unclaimed).
 
         Raises:
             ConcurrencyConflict: the incident is not at ``expected_version`` (nothing is written).
@@ -90,24 +143,69 @@ class Store(abc.ABC):
     def incident_ids(self, *, phase: str | None = None) -> list[str]:
         """Ids of all incidents (or those in ``phase``), oldest declaration first."""
 
+    # -- the outbox ------------------------------------------------------------------------------
+
     @abc.abstractmethod
     def deliveries(
-        self, *, status: DeliveryStatus | None = None, plugin: str | None = None
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        plugin: str | None = None,
+        incident_id: str | None = None,
+        limit: int | None = None,
     ) -> list[Delivery]:
-        """Outbox rows, optionally only those with ``status`` or for ``plugin``, in commit order."""
+        """Outbox rows in commit order, optionally only those with ``status``, for ``plugin``
+        or of ``incident_id``, at most ``limit`` of them."""
 
     @abc.abstractmethod
-    def mark_delivered(self, delivery: Delivery, *, at: datetime) -> None:
-        """Record that ``delivery`` succeeded."""
+    def claim(
+        self,
+        worker: str,
+        *,
+        plugins: Collection[str],
+        now: datetime,
+        lease: float,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` deliveries that are due to ``worker``, in commit order.
 
-    def mark_delivered_many(self, deliveries: Sequence[Delivery], *, at: datetime) -> None:
-        """Record that every one of ``deliveries`` succeeded (stores may do it in one write)."""
-        for delivery in deliveries:
-            self.mark_delivered(delivery, at=at)
+        A row is due when all of these hold:
+
+        * its plugin is one of ``plugins`` (a worker never takes rows it cannot deliver);
+        * it is ``pending``, or ``failed`` with ``next_attempt_at`` not after ``now``;
+        * nobody holds a lease on it that runs past ``now``;
+        * it is the oldest unfinished (pending or failed) row of its incident for its plugin, or
+          it comes right behind such a row claimed in the same call, with nothing unfinished in
+          between. So a plugin sees each incident's events in version order, and a row waiting
+          for a retry holds back the rows behind it (a dead one does not).
+
+        The returned rows carry ``claimed_by=worker`` and ``claimed_until=now + lease``
+        seconds. Two concurrent calls, in this process or another, never return the same row
+        while its lease runs.
+        """
 
     @abc.abstractmethod
-    def mark_failed(self, delivery: Delivery, *, error: str, at: datetime) -> None:
-        """Record that an attempt at ``delivery`` failed with ``error``."""
+    def record(self, worker: str, outcomes: Sequence[Outcome], *, at: datetime) -> None:
+        """Write the outcomes of deliveries that ``worker`` claimed, in one transaction.
+
+        Every outcome releases the row's lease. ``delivered`` is written unless the row is
+        delivered already (a late success counts even after the lease was lost); ``failed``,
+        ``dead`` and ``pending`` are written only while ``worker`` still holds the row, so a
+        worker that lost its lease cannot undo another's work. Attempted outcomes add one to
+        ``attempts`` and set ``updated_at`` to ``at``; ``delivered`` clears ``last_error``.
+        Outcomes for rows not in the outbox are ignored.
+        """
+
+    @abc.abstractmethod
+    def renew(self, worker: str, *, now: datetime, lease: float) -> int:
+        """Extend every lease ``worker`` holds on an unfinished row to ``now + lease``;
+        return how many rows that was."""
+
+    @abc.abstractmethod
+    def requeue(self, deliveries: Sequence[Delivery], *, at: datetime) -> int:
+        """Make failed and dead rows among ``deliveries`` pending again, due now, with their
+        attempts reset to 0 (``last_error`` is kept). Rows that are pending or delivered are left
+        as they are. Returns how many rows were requeued."""
 
     def close(self) -> None:  # noqa: B027 - optional for stores with nothing to release
         """Release connections and files. The store must not be used afterwards."""
@@ -144,3 +242,25 @@ class Store(abc.ABC):
                 )
         if len({(d.version, d.plugin) for d in deliveries}) != len(deliveries):
             raise ValueError("the same delivery is listed twice in one append")
+
+
+def decode_event(incident_id: str, version: int, data: str | bytes) -> Event:
+    """Decode one stored event; any failure names the incident and version it belongs to."""
+    try:
+        event = loads_event(data)
+    except CorruptEventError as error:
+        if error.incident_id == incident_id and error.version == version:
+            raise
+        message = str(error)
+        if error.incident_id is not None:
+            message = message.removesuffix(
+                f" (incident {error.incident_id}, version {error.version})"
+            )
+        raise type(error)(message, incident_id=incident_id, version=version) from error
+    if event.incident_id != incident_id or event.version != version:
+        raise CorruptEventError(
+            f"stored {event.type} says it is version {event.version} of {event.incident_id!r}",
+            incident_id=incident_id,
+            version=version,
+        )
+    return event

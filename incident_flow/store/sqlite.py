@@ -45,23 +45,23 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
 import attrs
 
+from incident_flow.clock import ensure_utc
 from incident_flow.errors import (
     ConcurrencyConflict,
-    CorruptEventError,
     InvalidTimestampError,
     StoreError,
     UnknownIncidentError,
 )
 from incident_flow.events import Event
-from incident_flow.serialization import dumps_event, loads_event
-from incident_flow.store.base import Delivery, DeliveryStatus, Store
+from incident_flow.serialization import dumps_event
+from incident_flow.store.base import Delivery, DeliveryStatus, Outcome, Store, decode_event
 
 __all__ = ["MIGRATIONS", "SQLiteStats", "SQLiteStore"]
 
@@ -98,6 +98,36 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         FOREIGN KEY (incident_id, version) REFERENCES events (incident_id, version)
     );
     """,
+    # 2: retries, dead letters and leases. SQLite cannot change a CHECK constraint in place, so
+    # the outbox is rebuilt: ``dead`` status, when a failed row is next due, which worker holds
+    # it and until when, and the unique key ordered for claims' "is this the oldest unfinished
+    # row of its incident for its plugin" lookups. The partial index holds only unfinished rows,
+    # so a claim never reads the delivered history.
+    """
+    CREATE TABLE outbox_v2 (
+        id              INTEGER PRIMARY KEY,
+        incident_id     TEXT NOT NULL,
+        version         INTEGER NOT NULL,
+        plugin          TEXT NOT NULL,
+        status          TEXT NOT NULL
+                        CHECK (status IN ('pending', 'delivered', 'failed', 'dead')),
+        attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        last_error      TEXT,
+        updated_at      TEXT,
+        next_attempt_at TEXT,
+        claimed_by      TEXT,
+        claimed_until   TEXT,
+        UNIQUE (incident_id, plugin, version),
+        FOREIGN KEY (incident_id, version) REFERENCES events (incident_id, version)
+    );
+    INSERT INTO outbox_v2 (id, incident_id, version, plugin, status, attempts, last_error,
+                           updated_at)
+        SELECT id, incident_id, version, plugin, status, attempts, last_error, updated_at
+        FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v2 RENAME TO outbox;
+    CREATE INDEX outbox_unfinished ON outbox (id) WHERE status IN ('pending', 'failed');
+    """,
 )
 """The schema, one SQL script per version; ``MIGRATIONS[n - 1]`` takes the file to version ``n``.
 
@@ -111,7 +141,10 @@ _SCHEMA_MIGRATIONS_TABLE: Final = """
     )
 """
 
-_DELIVERY_COLUMNS: Final = "incident_id, version, plugin, status, attempts, last_error, updated_at"
+_DELIVERY_COLUMNS: Final = (
+    "incident_id, version, plugin, status, attempts, last_error, updated_at, next_attempt_at, "
+    "claimed_by, claimed_until"
+)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -134,6 +167,10 @@ def _to_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+def _optional_text(moment: datetime | None) -> str | None:
+    return None if moment is None else _to_text(moment)
+
+
 def _from_text(text: str | None) -> datetime | None:
     """Parse a datetime written by :func:`_to_text` (None stays None)."""
     if text is None:
@@ -150,7 +187,9 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 
 
 _EventRow = tuple[str, int, str, str, str, str]
-_OutboxRow = tuple[str, int, str, str, int, str | None, str | None]
+_OutboxRow = tuple[
+    str, int, str, str, int, str | None, str | None, str | None, str | None, str | None
+]
 
 
 @attrs.frozen
@@ -399,7 +438,10 @@ class SQLiteStore(Store):
                 DeliveryStatus(d.status).value,
                 d.attempts,
                 d.last_error,
-                _to_text(d.updated_at) if d.updated_at is not None else None,
+                _optional_text(d.updated_at),
+                _optional_text(d.next_attempt_at),
+                d.claimed_by,
+                _optional_text(d.claimed_until),
             )
             for d in deliveries
         ]
@@ -583,7 +625,7 @@ class SQLiteStore(Store):
             batch.rows,
         )
         conn.executemany(
-            f"INSERT INTO outbox ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO outbox ({_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             batch.outbox,
         )
 
@@ -630,7 +672,7 @@ class SQLiteStore(Store):
             ).fetchall()
             if not rows and self._current_version(conn, incident_id) == 0:
                 raise UnknownIncidentError(incident_id)
-        return [self._decode(incident_id, version, data) for version, data in rows]
+        return [decode_event(incident_id, version, data) for version, data in rows]
 
     def version(self, incident_id: str) -> int:
         """The incident's latest version, or 0 when it does not exist."""
@@ -649,35 +691,174 @@ class SQLiteStore(Store):
             return [str(incident_id) for (incident_id,) in cursor.fetchall()]
 
     def deliveries(
-        self, *, status: DeliveryStatus | None = None, plugin: str | None = None
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        plugin: str | None = None,
+        incident_id: str | None = None,
+        limit: int | None = None,
     ) -> list[Delivery]:
-        """Outbox rows in commit order; ``updated_at`` comes back as an aware UTC datetime."""
+        """Outbox rows in commit order; datetimes come back aware, in UTC."""
         conditions: list[str] = []
-        parameters: list[str] = []
+        parameters: list[object] = []
         if status is not None:
             conditions.append("status = ?")
             parameters.append(DeliveryStatus(status).value)
         if plugin is not None:
             conditions.append("plugin = ?")
             parameters.append(plugin)
+        if incident_id is not None:
+            conditions.append("incident_id = ?")
+            parameters.append(incident_id)
         where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        tail = ""
+        if limit is not None:
+            tail = "LIMIT ?"
+            parameters.append(limit)
         with self._locked() as conn:
             rows = conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM outbox {where}ORDER BY id", parameters
+                f"SELECT {_DELIVERY_COLUMNS} FROM outbox {where}ORDER BY id {tail}", parameters
             ).fetchall()
         return [self._delivery(row) for row in rows]
 
-    def mark_delivered(self, delivery: Delivery, *, at: datetime) -> None:
-        """Record a successful attempt: status ``delivered``, one more attempt, no error."""
-        self._update((delivery,), DeliveryStatus.DELIVERED, None, at)
+    def claim(
+        self,
+        worker: str,
+        *,
+        plugins: Collection[str],
+        now: datetime,
+        lease: float,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Lease due deliveries to ``worker`` (see :meth:`Store.claim`) in one transaction.
 
-    def mark_delivered_many(self, deliveries: Sequence[Delivery], *, at: datetime) -> None:
-        """Record successful attempts at ``deliveries`` in one transaction."""
-        self._update(deliveries, DeliveryStatus.DELIVERED, None, at)
+        Unfinished rows are read in commit order through the partial index, so the delivered
+        history is never read. Within one incident and plugin, commit order is version order.
+        """
+        wanted = sorted(set(plugins))
+        if not wanted or limit <= 0:
+            return []
+        moment = ensure_utc(now)
+        until = _to_text(moment + timedelta(seconds=lease))
+        marks = ", ".join("?" * len(wanted))
+        claimed: list[tuple[Any, ...]] = []
+        with self._locked() as conn, self._relaxed(conn), self._transaction():
+            cursor = conn.execute(
+                f"SELECT id, {_DELIVERY_COLUMNS} FROM outbox INDEXED BY outbox_unfinished "
+                f"WHERE status IN ('pending', 'failed') AND plugin IN ({marks}) ORDER BY id",
+                wanted,
+            )
+            # Per (incident, plugin): True while its rows are being claimed, False once one
+            # could not be (the rows behind it wait). The first row seen of a key is its
+            # oldest unfinished one, because ids follow versions.
+            open_keys: dict[tuple[str, str], bool] = {}
+            for row in cursor:
+                key = (row[1], row[3])
+                if not open_keys.get(key, True):
+                    continue
+                if not self._due(row, moment):
+                    open_keys[key] = False
+                    continue
+                open_keys[key] = True
+                claimed.append(row)
+                if len(claimed) >= limit:
+                    break
+            cursor.close()
+            conn.executemany(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                [(worker, until, row[0]) for row in claimed],
+            )
+        return [
+            attrs.evolve(
+                self._delivery(row[1:]), claimed_by=worker, claimed_until=_from_text(until)
+            )
+            for row in claimed
+        ]
 
-    def mark_failed(self, delivery: Delivery, *, error: str, at: datetime) -> None:
-        """Record a failed attempt: status ``failed``, one more attempt, ``error`` kept."""
-        self._update((delivery,), DeliveryStatus.FAILED, error, at)
+    @staticmethod
+    def _due(row: tuple[Any, ...], now: datetime) -> bool:
+        """Whether an unfinished row (id first, then the delivery columns) may be tried now."""
+        claimed_until = _from_text(row[10])
+        if claimed_until is not None and claimed_until > now:
+            return False
+        if row[4] == DeliveryStatus.PENDING.value:
+            return True
+        next_attempt_at = _from_text(row[8])
+        return next_attempt_at is None or next_attempt_at <= now
+
+    def record(self, worker: str, outcomes: Sequence[Outcome], *, at: datetime) -> None:
+        """Write the outcomes of claimed deliveries in one transaction (see :meth:`Store.record`).
+
+        Outcomes are committed without waiting for the disk (``synchronous=NORMAL`` for this
+        transaction only): the next durable commit syncs them along. A crash can lose the
+        latest outcomes, never an event or a delivery row, so at worst an event is delivered
+        again, which at-least-once delivery allows; commands keep one sync each.
+        """
+        when = _to_text(at)
+        delivered: list[tuple[object, ...]] = []
+        attempted: list[tuple[object, ...]] = []
+        released: list[tuple[object, ...]] = []
+        for outcome in outcomes:
+            d = outcome.delivery
+            ident = (d.incident_id, d.plugin, d.version)
+            if outcome.status is DeliveryStatus.DELIVERED:
+                delivered.append((when, *ident))
+            elif outcome.status is DeliveryStatus.PENDING:
+                released.append((*ident, worker))
+            else:
+                retry_at = (
+                    _optional_text(outcome.next_attempt_at)
+                    if outcome.status is DeliveryStatus.FAILED
+                    else None
+                )
+                status = DeliveryStatus(outcome.status).value
+                attempted.append((status, outcome.error, when, retry_at, *ident, worker))
+        if not (delivered or attempted or released):
+            return
+        key = "incident_id = ? AND plugin = ? AND version = ?"
+        with self._locked() as conn, self._relaxed(conn), self._transaction():
+            conn.executemany(
+                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
+                "last_error = NULL, updated_at = ?, next_attempt_at = NULL, claimed_by = NULL, "
+                f"claimed_until = NULL WHERE {key} AND status != 'delivered'",
+                delivered,
+            )
+            conn.executemany(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+                "updated_at = ?, next_attempt_at = ?, claimed_by = NULL, claimed_until = NULL "
+                f"WHERE {key} AND claimed_by = ? AND status != 'delivered'",
+                attempted,
+            )
+            conn.executemany(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL "
+                f"WHERE {key} AND claimed_by = ?",
+                released,
+            )
+
+    def renew(self, worker: str, *, now: datetime, lease: float) -> int:
+        """Extend ``worker``'s leases on unfinished rows (see :meth:`Store.renew`)."""
+        until = _to_text(ensure_utc(now) + timedelta(seconds=lease))
+        with self._locked() as conn, self._relaxed(conn), self._transaction():
+            cursor = conn.execute(
+                "UPDATE outbox INDEXED BY outbox_unfinished SET claimed_until = ? "
+                "WHERE status IN ('pending', 'failed') AND claimed_by = ?",
+                (until, worker),
+            )
+            return cursor.rowcount
+
+    def requeue(self, deliveries: Sequence[Delivery], *, at: datetime) -> int:
+        """Make failed and dead rows pending again (see :meth:`Store.requeue`)."""
+        _to_text(at)
+        rows = [(d.incident_id, d.plugin, d.version) for d in deliveries]
+        with self._locked() as conn, self._transaction():
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL, "
+                "claimed_by = NULL, claimed_until = NULL WHERE incident_id = ? AND plugin = ? "
+                "AND version = ? AND status IN ('failed', 'dead')",
+                rows,
+            )
+            return conn.total_changes - before
 
     def close(self) -> None:
         """Close the connection. Safe to call twice; the store must not be used afterwards."""
@@ -691,33 +872,15 @@ class SQLiteStore(Store):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _update(
-        self,
-        deliveries: Sequence[Delivery],
-        status: DeliveryStatus,
-        error: str | None,
-        at: datetime,
-    ) -> None:
-        """Record attempts at ``deliveries``; like the memory store, unknown ones are ignored.
-
-        Outcomes are committed without waiting for the disk (``synchronous=NORMAL`` for this
-        transaction only): the next durable commit syncs them along. A crash can lose the
-        latest outcomes, never an event or a delivery row, so at worst an event is delivered
-        again, which at-least-once delivery allows; commands keep one sync each.
-        """
-        when = _to_text(at)
-        rows = [(status.value, error, when, d.incident_id, d.version, d.plugin) for d in deliveries]
-        with self._locked() as conn:
-            conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with self._transaction():
-                    conn.executemany(
-                        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-                        "updated_at = ? WHERE incident_id = ? AND version = ? AND plugin = ?",
-                        rows,
-                    )
-            finally:
-                conn.execute("PRAGMA synchronous=FULL")
+    @contextmanager
+    def _relaxed(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Run the body with ``synchronous=NORMAL``: for outbox bookkeeping, whose loss in a
+        crash only means a delivery is tried again (see :meth:`record`)."""
+        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            conn.execute("PRAGMA synchronous=FULL")
 
     @staticmethod
     def _current_version(
@@ -735,30 +898,19 @@ class SQLiteStore(Store):
         return int(row[0]) if row is not None else 0
 
     @staticmethod
-    def _decode(incident_id: str, version: int, data: str | bytes) -> Event:
-        """Decode one stored event; any failure names the incident and version it belongs to."""
-        try:
-            event = loads_event(data)
-        except CorruptEventError as error:
-            if error.incident_id == incident_id and error.version == version:
-                raise
-            message = str(error)
-            if error.incident_id is not None:
-                message = message.removesuffix(
-                    f" (incident {error.incident_id}, version {error.version})"
-                )
-            raise type(error)(message, incident_id=incident_id, version=version) from error
-        if event.incident_id != incident_id or event.version != version:
-            raise CorruptEventError(
-                f"stored {event.type} says it is version {event.version} of {event.incident_id!r}",
-                incident_id=incident_id,
-                version=version,
-            )
-        return event
-
-    @staticmethod
     def _delivery(row: tuple[Any, ...]) -> Delivery:
-        incident_id, version, plugin, status, attempts, last_error, updated_at = row
+        (
+            incident_id,
+            version,
+            plugin,
+            status,
+            attempts,
+            last_error,
+            updated_at,
+            next_attempt_at,
+            claimed_by,
+            claimed_until,
+        ) = row
         try:
             return Delivery(
                 incident_id=str(incident_id),
@@ -768,6 +920,9 @@ class SQLiteStore(Store):
                 attempts=int(attempts),
                 last_error=None if last_error is None else str(last_error),
                 updated_at=_from_text(updated_at),
+                next_attempt_at=_from_text(next_attempt_at),
+                claimed_by=None if claimed_by is None else str(claimed_by),
+                claimed_until=_from_text(claimed_until),
             )
         except (TypeError, ValueError) as error:
             raise StoreError(f"malformed outbox row {row!r}: {error}") from error
