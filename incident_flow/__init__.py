@@ -3,9 +3,10 @@
 from importlib.metadata import version
 
 from incident_flow.clock import Clock, FakeClock, SystemClock
+from incident_flow.delivery import DeliveryWorker, RetryPolicy
 from incident_flow.errors import ConcurrencyConflict, IncidentFlowError, TransitionRefused
 from incident_flow.events import Event
-from incident_flow.flow import IncidentFlow
+from incident_flow.flow import IncidentFlow, retry_on_conflict
 from incident_flow.hookspecs import hookimpl
 from incident_flow.model import Incident, ItemState, Phase, Role, Severity
 from incident_flow.process import HANDBOOK, ChecklistItemSpec, PhaseSpec, Process, Transition
@@ -17,6 +18,7 @@ __all__ = [
     "Clock",
     "ConcurrencyConflict",
     "Context",
+    "DeliveryWorker",
     "Event",
     "FakeClock",
     "Guard",
@@ -28,6 +30,7 @@ __all__ = [
     "PhaseSpec",
     "Process",
     "Requirement",
+    "RetryPolicy",
     "Role",
     "Severity",
     "SystemClock",
@@ -35,6 +38,7 @@ __all__ = [
     "TransitionRefused",
     "__version__",
     "hookimpl",
+    "retry_on_conflict",
 ]
 
 __version__ = version("incident-flow")

@@ -283,6 +283,7 @@ class DeliveryWorker:
         self._stopping = False
         self._rounds_started = 0
         self._idle_round = 0
+        self._stop_deadline: float | None = None
         """The latest round that found nothing due and nothing in flight."""
         self._thread: threading.Thread | None = None
         self._renewed = time.monotonic()
@@ -368,6 +369,7 @@ class DeliveryWorker:
         deadline = time.monotonic() + timeout
         with self._lock:
             self._stopping = True
+            self._stop_deadline = deadline
             self._wake.notify_all()
             for lane in self._lanes.values():
                 lane.ready.notify_all()
@@ -397,7 +399,7 @@ class DeliveryWorker:
         claimed = self._round()
         deadline = time.monotonic() + self.timeout * max(claimed, 1) + 1
         with self._lock:
-            while self._in_flight and not self._stopping:
+            while self._in_flight > len(self._outcomes) and not self._stopping:
                 self._check_lanes()
                 self._wake.wait(min(self.timeout / 4, 0.05))
                 if time.monotonic() > deadline:
@@ -430,8 +432,7 @@ class DeliveryWorker:
                         self._wake.wait(wait)
                     self._check_lanes()
         finally:
-            deadline = time.monotonic() + 5.0
-            self._shut_down(deadline)
+            self._shut_down(self._stop_deadline or time.monotonic() + 5.0)
 
     def _round(self) -> int:
         """Record finished outcomes, renew leases, claim and dispatch due rows."""

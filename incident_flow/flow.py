@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from incident_flow.clock import Clock, SystemClock, ensure_utc
 from incident_flow.delivery import DEFAULT_LEASE, DEFAULT_TIMEOUT, DeliveryWorker, RetryPolicy
@@ -56,7 +56,7 @@ from incident_flow.requirements import Context, Requirement
 from incident_flow.store.base import Delivery, DeliveryStatus, Store
 from incident_flow.store.memory import MemoryStore
 
-__all__ = ["IncidentFlow"]
+__all__ = ["IncidentFlow", "retry_on_conflict"]
 
 logger = logging.getLogger("incident_flow")
 
@@ -144,6 +144,32 @@ def _limit(value: object) -> int | None:
     return value
 
 
+_T = TypeVar("_T")
+
+
+def retry_on_conflict(call: Callable[[], _T], *, attempts: int = 5, backoff: float = 0.01) -> _T:
+    """Run ``call`` again while it raises :class:`~incident_flow.errors.ConcurrencyConflict`.
+
+    A flow already retries each command on a conflict (``conflict_retries``), deciding again on
+    the incident's new state; a conflict that reaches the caller means the incident kept
+    changing under it. Wrap a command in this when the caller, too, would rather wait and try
+    again: ``retry_on_conflict(lambda: flow.triage(incident_id, by="bob"))``. Each retry waits a
+    random time of up to ``backoff * 2 ** n`` seconds, so competing writers spread out. A
+    command that the new state refuses raises :class:`~incident_flow.errors.TransitionRefused`
+    as usual; the last conflict is raised when ``attempts`` run out.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, not {attempts!r}")
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ConcurrencyConflict:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, backoff * 2 ** min(attempt, 10)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class IncidentFlow:
     """The incident process over a store, with plugins notified of every change.
 
@@ -154,14 +180,17 @@ class IncidentFlow:
         clock: where the time comes from; the system clock (UTC) by default.
         entry_points: load plugins from the ``incident_flow`` entry-point group.
         snapshot_cache: how many incidents' latest states to keep folded in memory (the least
-            recently used are dropped first). A cached state is only a shortcut: commands are
-            checked against the store's version, and reads catch up with the store.
+            recently used are dropped first; 0 keeps none). A cached state is only a shortcut:
+            commands are checked against the store's version, and reads catch up with the store.
         delivery_timeout: seconds a plugin may spend on one event before the attempt counts as
             failed (and is retried; see ``docs/delivery.md``).
         retry: when failed deliveries are retried and when they are dead-lettered.
         deliver: deliver in this process, in the background, right after each commit. Turn it
             off when ``incident-flow worker`` processes deliver instead.
         delivery_lease: seconds a claim holds an outbox row (see :class:`DeliveryWorker`).
+        conflict_retries: times a command that lost a race to another writer is decided again
+            on the new state before :class:`~incident_flow.errors.ConcurrencyConflict` reaches
+            the caller (0: at once; see :func:`retry_on_conflict`).
 
     A flow is thread-safe. Shut it down (or use it as a context manager) to let deliveries in
     hand finish and stop the delivery threads; the store is closed with it.
@@ -180,6 +209,7 @@ class IncidentFlow:
         retry: RetryPolicy | None = None,
         deliver: bool = True,
         delivery_lease: float = DEFAULT_LEASE,
+        conflict_retries: int = CONFLICT_RETRIES,
     ) -> None:
         self.process = process
         self.store: Store = store if store is not None else MemoryStore()
@@ -195,10 +225,15 @@ class IncidentFlow:
         )
         """The in-process delivery worker (started with the flow when ``deliver`` is on)."""
         self._deliver = deliver
+        if not isinstance(conflict_retries, int) or conflict_retries < 0:
+            raise ValueError(f"conflict_retries must be an int >= 0, not {conflict_retries!r}")
+        self._attempts = conflict_retries + 1
         self._checklist = tuple((item.name, item.required) for item in process.checklist)
         if deliver:
             self.worker.start()
         self._snapshots: dict[str, Incident] = {}
+        if not isinstance(snapshot_cache, int) or snapshot_cache < 0:
+            raise ValueError(f"snapshot_cache must be an int >= 0, not {snapshot_cache!r}")
         self._snapshot_limit = snapshot_cache
         self._snapshot_lock = threading.Lock()
 
@@ -211,9 +246,12 @@ class IncidentFlow:
         self.shutdown()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Let deliveries in hand finish (up to ``timeout`` seconds), hand the rest back to the
-        outbox for the next worker, and close the store."""
-        self.worker.stop(timeout)
+        """Deliver what is due (for up to ``timeout`` seconds in all), hand what is left back to
+        the outbox for the next worker, and close the store."""
+        deadline = time.monotonic() + timeout
+        if self._deliver:
+            self.worker.drain(timeout)
+        self.worker.stop(max(0.0, deadline - time.monotonic()))
         self.store.close()
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -542,7 +580,8 @@ class IncidentFlow:
     ) -> Incident:
         incident_id = self._id(incident_id)
         actor = _actor(by)
-        for attempt in range(CONFLICT_RETRIES):
+        lost: ConcurrencyConflict | None = None
+        for attempt in range(self._attempts):
             if attempt:
                 # Writers that keep colliding step aside for a random, growing while.
                 time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
@@ -567,12 +606,14 @@ class IncidentFlow:
                 steps.append(current)
             try:
                 self._commit(incident, new_events, steps)
-            except ConcurrencyConflict:
+            except ConcurrencyConflict as conflict:
+                lost = conflict
+                self._forget(incident_id)  # stale: whoever tries next decides on the new state
                 continue  # someone else wrote first: decide again on the new state
             self._remember(current)
             return current
-        actual = self.store.version(incident_id)
-        raise ConcurrencyConflict(incident_id, actual - 1, actual)
+        assert lost is not None
+        raise lost
 
     def _decide(self, incident: Incident, context: Context) -> Decision:
         decision = self.process.decide(incident, context)
@@ -673,6 +714,8 @@ class IncidentFlow:
         return incident
 
     def _remember(self, incident: Incident) -> None:
+        if not self._snapshot_limit:
+            return
         with self._snapshot_lock:
             snapshots = self._snapshots
             known = snapshots.pop(incident.id, None)
@@ -681,6 +724,10 @@ class IncidentFlow:
             elif known is None and len(snapshots) >= self._snapshot_limit:
                 del snapshots[next(iter(snapshots))]  # the least recently cached
             snapshots[incident.id] = incident
+
+    def _forget(self, incident_id: str) -> None:
+        with self._snapshot_lock:
+            self._snapshots.pop(incident_id, None)
 
     # -- argument checks ------------------------------------------------------------------------
 

@@ -206,7 +206,7 @@ class MemoryStore(Store):
                     if outcome.status is _FAILED and outcome.next_attempt_at is not None
                     else None
                 )
-                if row.status.finished:
+                if row.status.finished and ident in self._unfinished:
                     self._untrack(ident)
 
     def renew(self, worker: str, *, now: datetime, lease: float) -> int:
