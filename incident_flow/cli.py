@@ -7,8 +7,17 @@ Subcommands:
     would receive, then its timeline.
 ``diagram [--process MODULE:ATTR]``
     Prints the process (the handbook's, or a team's) as a Mermaid state diagram.
-``show ID --db PATH [--json]``, ``log ID --db PATH [--json]``, ``list --db PATH [--phase P]``
+``show ID --db DB [--json]``, ``log ID --db DB [--json]``, ``list --db DB [--phase P]``
     Read an incident, its timeline, or all incidents. They never create a database.
+``worker --db DB [--plugin MODULE:ATTR …] [--once] […]``
+    Deliver the outbox's due rows to the installed plugins until stopped (SIGINT, SIGTERM), or
+    until nothing is due (``--once``). Several workers may share one database.
+``deliveries --db DB [--status S] [--plugin P] [--incident ID] [--retry] [--json]``
+    List pending, failed and dead-lettered deliveries (flagging plugins not installed here), or
+    requeue the failed and dead ones (``--retry``).
+
+``DB`` is an SQLite file's path or a PostgreSQL connection string (``postgresql://…`` or
+``host=… dbname=…``, with ``--schema``).
 
 Exit status: 0 on success, 1 when incident_flow refuses (the message goes to standard error as
 ``error: …``), 2 for a malformed command line.
@@ -22,7 +31,9 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,12 +41,15 @@ from typing import Any
 import attrs
 
 from incident_flow.console import ConsoleSlack, ConsoleStatusPage, format_utc
-from incident_flow.errors import IncidentFlowError, StoreError, TransitionRefused
+from incident_flow.delivery import DEFAULT_LEASE, DEFAULT_TIMEOUT, DeliveryWorker, RetryPolicy
+from incident_flow.errors import IncidentFlowError, TransitionRefused
 from incident_flow.events import Event, PhaseChanged
 from incident_flow.flow import IncidentFlow
 from incident_flow.model import Incident, ItemState, Role, Severity
+from incident_flow.plugins import PluginRegistry
 from incident_flow.process import HANDBOOK, Process
 from incident_flow.serialization import dumps_event, incident_to_dict
+from incident_flow.store import Delivery, DeliveryStatus, open_store
 from incident_flow.store.sqlite import SQLiteStore
 
 __all__ = ["DEFAULT_DB", "format_event", "main"]
@@ -179,13 +193,10 @@ def _describe(incident: Incident, process: Process) -> list[str]:
 # -- opening the database ----------------------------------------------------------------------
 
 
-def _open_existing(path: str) -> IncidentFlow:
-    """A flow over the database at ``path``, which must exist: reading never creates one."""
-    if not os.path.isfile(path):
-        raise StoreError(
-            f"no incident database at {path!r}; run `incident-flow demo --db {path}` to make one"
-        )
-    return IncidentFlow(store=SQLiteStore(path), entry_points=False)
+def _open_existing(args: argparse.Namespace, **options: Any) -> IncidentFlow:
+    """A flow over the database ``--db`` names, which must exist: reading never creates one."""
+    store = open_store(args.db, schema=args.schema, create=False)
+    return IncidentFlow(store=store, entry_points=False, deliver=False, **options)
 
 
 # -- subcommands -----------------------------------------------------------------------------------
@@ -343,7 +354,7 @@ def _import_process(spec: str) -> Process:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as flow:
+    with _open_existing(args) as flow:
         incident = flow.get(args.id)
         if args.json:
             print(json.dumps(incident_to_dict(incident), indent=2))
@@ -353,7 +364,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as flow:
+    with _open_existing(args) as flow:
         events = flow.history(args.id)
         if args.json:
             for event in events:
@@ -364,13 +375,172 @@ def _log(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with _open_existing(args.db) as flow:
+    with _open_existing(args) as flow:
         for incident in flow.list(phase=args.phase):
             print(
                 f"{incident.id}  {incident.phase:<14} {incident.severity:<8} "
                 f"{_timestamp(incident.declared_at)}  {incident.title}"
             )
     return 0
+
+
+def _load_plugins(specs: Sequence[str]) -> list[object]:
+    """The objects ``--plugin MODULE:ATTR`` names; a class is instantiated without arguments."""
+    plugins: list[object] = []
+    for spec in specs:
+        module_name, _, attribute = spec.partition(":")
+        try:
+            target = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as error:
+            raise CommandError(f"cannot load plugin {spec}: {error}") from error
+        plugins.append(target() if isinstance(target, type) else target)
+    return plugins
+
+
+def _registry(args: argparse.Namespace) -> PluginRegistry:
+    return PluginRegistry(_load_plugins(args.plugin), entry_points=not args.no_entry_points)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    for failure in registry.failures:
+        print(f"warning: plugin {failure.name} not loaded: {failure.error}", file=sys.stderr)
+    names = [notifier.plugin for notifier in registry.notifiers]
+    if not names:
+        raise CommandError(
+            "no plugin to deliver to: install an adapter package (entry-point group "
+            "incident_flow) or pass --plugin MODULE:ATTR"
+        )
+    store = open_store(args.db, schema=args.schema, create=False)
+    try:
+        worker = DeliveryWorker(
+            store,
+            registry,
+            name=args.name,
+            timeout=args.timeout,
+            retry=RetryPolicy(max_attempts=args.max_attempts),
+            lease=args.lease,
+            batch=args.batch,
+            poll=args.poll,
+        )
+        _warn_stranded(store.deliveries(status=DeliveryStatus.PENDING), names)
+        print(
+            f"worker {worker.name} delivering to {', '.join(names)}"
+            + (" until nothing is due" if args.once else "; stop with Ctrl-C or SIGTERM"),
+            file=sys.stderr,
+        )
+        if args.once:
+            while worker.run_once():
+                pass
+        else:
+            stop = threading.Event()
+            previous = {
+                signum: signal.signal(signum, lambda *_: stop.set())
+                for signum in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                worker.run(stop)
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+        print(
+            f"delivered {worker.delivered}, failed {worker.failed}, dead {worker.dead}",
+            file=sys.stderr,
+        )
+    finally:
+        store.close()
+    return 0
+
+
+def _warn_stranded(rows: Iterable[Delivery], installed: Sequence[str]) -> None:
+    stranded: dict[str, int] = {}
+    for row in rows:
+        if row.plugin not in installed:
+            stranded[row.plugin] = stranded.get(row.plugin, 0) + 1
+    for plugin, count in sorted(stranded.items()):
+        print(
+            f"warning: {count} pending deliveries to {plugin}, which is not installed here; "
+            "they are kept for a worker that has it",
+            file=sys.stderr,
+        )
+
+
+_LISTED = {
+    "open": (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.DEAD),
+    "all": tuple(DeliveryStatus),
+    **{status.value: (status,) for status in DeliveryStatus},
+}
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    # What a worker started here would deliver to: the installed adapter packages.
+    installed = {notifier.plugin for notifier in PluginRegistry().notifiers}
+    with _open_existing(args) as flow:
+        if args.retry:
+            status = None if args.status == "open" else args.status
+            count = flow.retry_deliveries(
+                status=status, plugin=args.plugin_name, incident_id=args.incident
+            )
+            print(f"requeued {count} deliveries")
+            return 0
+        rows = sorted(
+            (
+                row
+                for status in _LISTED[args.status]
+                for row in flow.deliveries(
+                    status=status,
+                    plugin=args.plugin_name,
+                    incident_id=args.incident,
+                    limit=args.limit,
+                )
+            ),
+            key=lambda row: (row.incident_id, row.plugin, row.version),
+        )[: args.limit]
+    for row in rows:
+        if args.json:
+            print(json.dumps(_delivery_dict(row, installed=row.plugin in installed)))
+        else:
+            print(_delivery_line(row, installed=row.plugin in installed))
+    if not args.json:
+        print(f"{len(rows)} deliveries", file=sys.stderr)
+    return 0
+
+
+def _delivery_dict(row: Delivery, *, installed: bool) -> dict[str, object]:
+    moments = {
+        name: None if value is None else value.isoformat()
+        for name, value in (
+            ("updated_at", row.updated_at),
+            ("next_attempt_at", row.next_attempt_at),
+            ("claimed_until", row.claimed_until),
+        )
+    }
+    return {
+        "key": row.key,
+        "incident_id": row.incident_id,
+        "version": row.version,
+        "plugin": row.plugin,
+        "status": row.status.value,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "claimed_by": row.claimed_by,
+        "plugin_installed": installed,
+        **moments,
+    }
+
+
+def _delivery_line(row: Delivery, *, installed: bool) -> str:
+    parts = [f"{row.key}  {row.status.value:<9} attempts {row.attempts}"]
+    if row.status is DeliveryStatus.FAILED and row.next_attempt_at is not None:
+        parts.append(f"next {_timestamp(row.next_attempt_at)}")
+    if row.claimed_by is not None:
+        parts.append(f"held by {row.claimed_by}")
+    if not installed:
+        parts.append("(plugin not installed here)")
+    if row.last_error:
+        error = row.last_error
+        parts.append(error if len(error) <= _TEXT_LIMIT else error[: _TEXT_LIMIT - 1] + "…")
+    return "  ".join(parts)
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -411,21 +581,119 @@ def _parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="an incident's current state")
     show.add_argument("id", help="the incident's id")
-    show.add_argument("--db", required=True, metavar="PATH", help="an existing SQLite file")
+    _database_options(show)
     show.add_argument("--json", action="store_true", help="print the incident as JSON")
     show.set_defaults(run=_show)
 
     log = commands.add_parser("log", help="an incident's timeline, one line per event")
     log.add_argument("id", help="the incident's id")
-    log.add_argument("--db", required=True, metavar="PATH", help="an existing SQLite file")
+    _database_options(log)
     log.add_argument("--json", action="store_true", help="print one JSON event per line")
     log.set_defaults(run=_log)
 
     listing = commands.add_parser("list", help="one line per incident, oldest first")
-    listing.add_argument("--db", required=True, metavar="PATH", help="an existing SQLite file")
+    _database_options(listing)
     listing.add_argument("--phase", help="only incidents in this phase")
     listing.set_defaults(run=_list)
+
+    worker = commands.add_parser("worker", help="deliver the outbox to the installed plugins")
+    _database_options(worker)
+    _plugin_options(worker)
+    worker.add_argument("--once", action="store_true", help="stop when nothing is due")
+    worker.add_argument("--name", help="the worker's name on the rows it claims")
+    worker.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds a plugin may take over one event (default {DEFAULT_TIMEOUT:g})",
+    )
+    worker.add_argument(
+        "--lease",
+        type=_seconds,
+        default=DEFAULT_LEASE,
+        help=f"seconds a claim holds a row (default {DEFAULT_LEASE:g})",
+    )
+    worker.add_argument(
+        "--max-attempts",
+        type=_count,
+        default=RetryPolicy().max_attempts,
+        help=f"attempts before a row is dead-lettered (default {RetryPolicy().max_attempts})",
+    )
+    worker.add_argument(
+        "--batch", type=_count, default=256, help="rows claimed at once (default 256)"
+    )
+    worker.add_argument(
+        "--poll", type=_seconds, default=1.0, help="seconds between looks (default 1)"
+    )
+    worker.set_defaults(run=_worker)
+
+    deliveries = commands.add_parser(
+        "deliveries", help="list pending, failed and dead deliveries, or retry them"
+    )
+    _database_options(deliveries)
+    deliveries.add_argument(
+        "--status",
+        choices=list(_LISTED),
+        default="open",
+        help="which rows (default: open = pending, failed and dead)",
+    )
+    deliveries.add_argument("--plugin", dest="plugin_name", help="one plugin's deliveries")
+    deliveries.add_argument("--incident", metavar="ID", help="one incident's deliveries")
+    deliveries.add_argument("--limit", type=_count, help="at most this many rows")
+    deliveries.add_argument("--json", action="store_true", help="one JSON object per line")
+    deliveries.add_argument(
+        "--retry", action="store_true", help="requeue the failed and dead rows that match"
+    )
+    deliveries.set_defaults(run=_deliveries)
     return parser
+
+
+def _database_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--db",
+        required=True,
+        metavar="DB",
+        help="an existing SQLite file, or a PostgreSQL connection string (postgresql://…)",
+    )
+    command.add_argument(
+        "--schema", default="public", help="the PostgreSQL schema (default: public)"
+    )
+
+
+def _plugin_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        type=_process_spec,
+        help="a plugin object (or class) to load besides the installed ones; repeatable",
+    )
+    command.add_argument(
+        "--no-entry-points",
+        action="store_true",
+        help="load only the --plugin plugins, not the installed adapter packages",
+    )
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, not {value!r}")
+    return seconds
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {value!r}")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:

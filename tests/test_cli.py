@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from itertools import pairwise
 from pathlib import Path
 
@@ -218,3 +220,182 @@ def test_example_runs(script: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+# -- worker and deliveries -------------------------------------------------------------------------
+
+
+def committed_without_delivery(db: str, *plugins: object) -> str:
+    """Declare an incident and triage it in ``db`` with deliveries left in the outbox."""
+    from incident_flow.store import open_store
+
+    with IncidentFlow(
+        store=open_store(db, schema=SCHEMA.get(db, "public")),
+        plugins=plugins,
+        entry_points=False,
+        deliver=False,
+    ) as flow:
+        incident = flow.declare(
+            "Search is down", severity=Severity.CRITICAL, customer_impact=True, by="alice"
+        )
+        flow.triage(incident.id, by="alice")
+    return incident.id
+
+
+SCHEMA: dict[str, str] = {}
+
+
+@pytest.fixture
+def record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "received.txt"
+    monkeypatch.setenv("INCIDENT_FLOW_TEST_RECORD", str(path))
+    return path
+
+
+def received(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_worker_once_delivers_what_is_due_and_stops(
+    tmp_path: Path, record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_plugins import FileRecorder
+
+    db = str(tmp_path / "incidents.db")
+    incident_id = committed_without_delivery(db, FileRecorder())
+
+    argv = ["worker", "--db", db, "--plugin", "tests.cli_plugins:FileRecorder", "--once"]
+    assert main([*argv, "--no-entry-points"]) == 0
+
+    assert received(record) == [
+        f"{incident_id}:1:file-recorder IncidentDeclared",
+        f"{incident_id}:2:file-recorder PhaseChanged",
+    ]
+    err = capsys.readouterr().err
+    assert "delivering to file-recorder until nothing is due" in err
+    assert "delivered 2, failed 0, dead 0" in err
+    assert main([*argv, "--no-entry-points"]) == 0  # nothing left: nothing sent twice
+    assert len(received(record)) == 2
+
+
+def test_worker_without_a_plugin_refuses_to_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "incidents.db")
+    committed_without_delivery(db)
+    assert main(["worker", "--db", db, "--once", "--no-entry-points"]) == 1
+    assert "no plugin to deliver to" in capsys.readouterr().err
+
+
+def test_worker_warns_of_deliveries_to_plugins_it_does_not_have(
+    tmp_path: Path, record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_plugins import Refusing
+
+    db = str(tmp_path / "incidents.db")
+    committed_without_delivery(db, Refusing())
+    argv = ["worker", "--db", db, "--once", "--no-entry-points"]
+    assert main([*argv, "--plugin", "tests.cli_plugins:FileRecorder"]) == 0
+    assert "2 pending deliveries to refusing, which is not installed here" in (
+        capsys.readouterr().err
+    )
+
+
+def test_worker_runs_until_sigterm(tmp_path: Path, record: Path) -> None:
+    from tests.cli_plugins import FileRecorder
+
+    db = str(tmp_path / "incidents.db")
+    incident_id = committed_without_delivery(db, FileRecorder())
+    argv = [sys.executable, "-m", "incident_flow.cli", "worker", "--db", db, "--poll", "0.1"]
+    argv += ["--plugin", "tests.cli_plugins:FileRecorder", "--no-entry-points"]
+    child = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(received(record)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with IncidentFlow(
+            store=SQLiteStore(db), plugins=[FileRecorder()], entry_points=False, deliver=False
+        ) as flow:
+            flow.assign(incident_id, Role.LEAD, "bob", by="alice")  # committed while it runs
+        while len(received(record)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert [line.split()[0] for line in received(record)] == [
+        f"{incident_id}:{version}:file-recorder" for version in (1, 2, 3)
+    ]
+    assert "delivered 3, failed 0, dead 0" in err
+
+
+def test_deliveries_lists_dead_letters_and_retries_them(
+    tmp_path: Path, record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_plugins import Refusing
+
+    db = str(tmp_path / "incidents.db")
+    incident_id = committed_without_delivery(db, Refusing())
+    worker = ["worker", "--db", db, "--once", "--no-entry-points"]
+    assert main([*worker, "--plugin", "tests.cli_plugins:Refusing"]) == 0
+    capsys.readouterr()
+
+    assert main(["deliveries", "--db", db]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # v1 is dead; v2 was then delivered... to a plugin that refuses everything: dead too.
+    assert out == [
+        f"{incident_id}:1:refusing  dead      attempts 1  (plugin not installed here)  "
+        "PermanentDeliveryError: HTTP 404: channel_not_found",
+        f"{incident_id}:2:refusing  dead      attempts 1  (plugin not installed here)  "
+        "PermanentDeliveryError: HTTP 404: channel_not_found",
+    ]
+
+    assert main(["deliveries", "--db", db, "--json", "--limit", "1"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    row = json.loads(line)
+    assert (row["key"], row["status"], row["plugin_installed"]) == (
+        f"{incident_id}:1:refusing",
+        "dead",
+        False,
+    )
+
+    assert main(["deliveries", "--db", db, "--retry", "--incident", incident_id]) == 0
+    assert capsys.readouterr().out == "requeued 2 deliveries\n"
+    assert main(["deliveries", "--db", db, "--status", "pending"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["deliveries", "--db", db, "--status", "delivered"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_deliveries_of_a_missing_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.db"
+    assert main(["deliveries", "--db", str(missing)]) == 1
+    assert "no incident database at" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_worker_and_deliveries_on_postgresql(
+    pg_schema: tuple[str, str], record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_plugins import FileRecorder
+
+    conninfo, schema = pg_schema
+    SCHEMA[conninfo] = schema
+    try:
+        incident_id = committed_without_delivery(conninfo, FileRecorder())
+    finally:
+        del SCHEMA[conninfo]
+    options = ["--db", conninfo, "--schema", schema]
+    assert main(["deliveries", *options]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    plugin = ["--plugin", "tests.cli_plugins:FileRecorder", "--no-entry-points"]
+    assert main(["worker", *options, *plugin, "--once"]) == 0
+    assert [line.split()[0] for line in received(record)] == [
+        f"{incident_id}:1:file-recorder",
+        f"{incident_id}:2:file-recorder",
+    ]
+    capsys.readouterr()
+    assert main(["deliveries", *options]) == 0
+    assert capsys.readouterr().out == ""

@@ -1,8 +1,8 @@
 """The contract every store keeps, checked once against each of them.
 
 Each test is one rule of :class:`~incident_flow.store.base.Store`, named for it. The ``store``
-fixture runs it against the :class:`MemoryStore` and against an :class:`SQLiteStore` in a fresh
-file.
+fixture runs it against the :class:`MemoryStore`, an :class:`SQLiteStore` in a fresh file and a
+``PostgresStore`` in a fresh schema of the test server.
 """
 
 from __future__ import annotations
@@ -20,12 +20,17 @@ from incident_flow.model import Severity
 from incident_flow.store.base import Delivery, DeliveryStatus, Outcome, Store
 from incident_flow.store.memory import MemoryStore
 from incident_flow.store.sqlite import SQLiteStore
+from tests.pg import fresh_postgres_store
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "postgres":
+        with fresh_postgres_store(max_size=4) as postgres:
+            yield postgres
+        return
     made: Store = (
         MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "incidents.db")
     )
