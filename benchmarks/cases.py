@@ -7,12 +7,14 @@ return the incident_flow side of a case for ``--profile``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import linecache
 import os
 import shutil
 import sqlite3
+import statistics
 import tempfile
 import threading
 import time
@@ -1054,6 +1056,271 @@ def case_postgres(settings: Settings) -> Result:
     )
 
 
+# -- 9. PostgreSQL workers ---------------------------------------------------------------------
+
+_PG_PLUGINS = ("sleepy-a", "sleepy-b")
+"""Case 9: the plugins every outbox row of the backlog is for (one row per event and plugin)."""
+_PG_SLEEP = 0.002
+"""Case 9: seconds each delivery sleeps, standing for a plugin's network call."""
+_PG_WORKERS = 4
+_PG_UNFINISHED = "SELECT count(*) FROM outbox WHERE status IN ('pending', 'failed')"
+_PG_REQUEUE = (
+    "UPDATE outbox SET status = 'pending', attempts = 0, last_error = NULL, updated_at = NULL, "
+    "next_attempt_at = NULL, claimed_by = NULL, claimed_until = NULL"
+)
+
+
+class Sleeper:
+    """A plugin whose every delivery sleeps, as a call over the network would wait."""
+
+    def __init__(self, name: str, seconds: float = _PG_SLEEP) -> None:
+        self.incident_flow_name = name
+        self.seconds = seconds
+
+    @hookimpl
+    def incident_flow_event(self, event: Event, incident: Incident) -> None:
+        """Wait, doing nothing else."""
+        time.sleep(self.seconds)
+
+
+def _postgres_or_skip() -> str | None:
+    """The test server's conninfo, or None when it is unreachable outside CI.
+
+    Decided as tests/pg.py decides for the PostgreSQL tests: the server that
+    ``$INCIDENT_FLOW_TEST_POSTGRES`` names (or the default one) must answer; in CI (``CI`` set)
+    an unreachable server is an error, not a skip.
+    """
+    from tests.pg import postgres_conninfo, server_available
+
+    reason = server_available()
+    if reason is None:
+        return postgres_conninfo()
+    if os.environ.get("CI"):
+        raise RuntimeError(f"PostgreSQL is not reachable (CI): {reason}")
+    return None
+
+
+def _timed_calls(function: Callable[..., Any], tally: list[float]) -> Callable[..., Any]:
+    """Wrap a store method to count its calls, the rows they return and their time."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        tally[0] += 1
+        tally[1] += len(result) if isinstance(result, list) else len(args[1])
+        tally[2] += time.perf_counter() - start
+        return result
+
+    return wrapper
+
+
+def _pg_worker(
+    conninfo: str,
+    schema: str,
+    plugins: Sequence[str],
+    sleep: float,
+    ready: Any,
+    go: Any,
+    stop: Any,
+    out: Any,
+) -> None:
+    """One worker process of case 9: its own PostgresStore and DeliveryWorker (defaults), run
+    from ``go`` until ``stop``; puts its counts on ``out``."""
+    from incident_flow.delivery import DeliveryWorker
+    from incident_flow.plugins import PluginRegistry
+    from incident_flow.store.postgres import PostgresStore
+
+    store = PostgresStore(conninfo, schema=schema)
+    try:
+        claims, records = [0, 0, 0.0], [0, 0, 0.0]
+        store.claim = _timed_calls(store.claim, claims)  # type: ignore[method-assign]
+        store.record = _timed_calls(store.record, records)  # type: ignore[method-assign]
+        registry = PluginRegistry([Sleeper(name, sleep) for name in plugins], entry_points=False)
+        worker = DeliveryWorker(store, registry)
+        ready.put(os.getpid())
+        go.wait()
+        worker.run(stop)
+        out.put(
+            {
+                "delivered": worker.delivered,
+                "failed": worker.failed + worker.dead,
+                "claims": claims,
+                "records": records,
+            }
+        )
+    finally:
+        store.close()
+
+
+def _pg_backlog(conninfo: str, schema: str, incidents: int) -> int:
+    """Declare ``incidents`` incidents and take each through 4 more commands (5 events) on a
+    flow that does not deliver: one outbox row per event and plugin. Returns the rows."""
+    from incident_flow.store.postgres import PostgresStore
+
+    flow = IncidentFlow(
+        store=PostgresStore(conninfo, schema=schema),
+        plugins=[Sink(name) for name in _PG_PLUGINS],
+        entry_points=False,
+        deliver=False,
+    )
+    threads = 4
+    errors: list[BaseException] = []
+
+    def build(count: int) -> None:
+        try:
+            for _ in range(count):
+                incident_id = flow.declare(
+                    TITLE, severity="critical", customer_impact=True, by="alice"
+                ).id
+                flow.assign(incident_id, Role.LEAD, "bob", by="alice")
+                flow.acknowledge(incident_id, by="bob")
+                flow.assign(incident_id, Role.MESSENGER, "carol", by="bob")
+                flow.triage(incident_id, by="bob")
+        except BaseException as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    shares = [incidents // threads + (i < incidents % threads) for i in range(threads)]
+    builders = [threading.Thread(target=build, args=(count,)) for count in shares]
+    for builder in builders:
+        builder.start()
+    for builder in builders:
+        builder.join()
+    flow.shutdown()
+    if errors:
+        raise errors[0]
+    return incidents * 5 * len(_PG_PLUGINS)
+
+
+def case_workers(settings: Settings) -> Result:
+    """Draining an outbox backlog on PostgreSQL with 4 worker processes, against 1."""
+    name = "9 PostgreSQL workers"
+    measure = f"drain the backlog: {_PG_WORKERS} worker processes vs 1"
+    conninfo = _postgres_or_skip()
+    if conninfo is None:
+        from tests.pg import server_available
+
+        return Result(
+            rows=[
+                Row(
+                    name,
+                    measure,
+                    Unit.NS,
+                    None,
+                    ratio_text="not measured",
+                    note=f"skipped: PostgreSQL is not reachable ({server_available()}); set "
+                    "INCIDENT_FLOW_TEST_POSTGRES or start a server",
+                )
+            ]
+        )
+    import multiprocessing
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    incidents = settings.pick(2000, 200, 10)
+    repeats = settings.pick(3, 2, 1)
+    schema = f"bench_{uuid.uuid4().hex}"
+    context = multiprocessing.get_context("spawn")
+    tallies: dict[int, list[dict[str, Any]]] = {1: [], _PG_WORKERS: []}
+    admin = psycopg.connect(conninfo, autocommit=True)
+    try:
+        began = time.perf_counter()
+        rows = _pg_backlog(conninfo, schema, incidents)
+        built = time.perf_counter() - began
+        admin.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+        def drain(workers: int) -> float:
+            """Requeue the backlog, start ``workers`` processes, time them until it is done."""
+            admin.execute(_PG_REQUEUE)
+            admin.execute("VACUUM ANALYZE outbox")
+            (unfinished,) = admin.execute(_PG_UNFINISHED).fetchone() or (0,)
+            _check(unfinished == rows, f"the backlog holds {rows} rows ({unfinished})")
+            ready, out = context.Queue(), context.Queue()
+            go, stop = context.Event(), context.Event()
+            processes = [
+                context.Process(
+                    target=_pg_worker,
+                    args=(conninfo, schema, _PG_PLUGINS, _PG_SLEEP, ready, go, stop, out),
+                    daemon=True,
+                )
+                for _ in range(workers)
+            ]
+            for process in processes:
+                process.start()
+            try:
+                for _ in processes:
+                    ready.get(timeout=60)
+                started = datetime.now(UTC)
+                go.set()
+                while True:
+                    time.sleep(0.01)
+                    (unfinished,) = admin.execute(_PG_UNFINISHED).fetchone() or (0,)
+                    if unfinished == 0:
+                        break
+                    _check(all(p.is_alive() for p in processes), "every worker process is alive")
+                (finished,) = admin.execute("SELECT max(updated_at) FROM outbox").fetchone() or (
+                    None,
+                )
+                stop.set()
+                tallies[workers].append({"workers": [out.get(timeout=60) for _ in processes]})
+            finally:
+                stop.set()
+                for process in processes:
+                    process.join(30)
+                    if process.is_alive():
+                        process.kill()
+            statuses = dict(
+                admin.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
+            )
+            _check(statuses == {"delivered": rows}, f"every row delivered ({statuses})")
+            return (finished - started).total_seconds()
+
+        times: dict[int, list[float]] = {1: [], _PG_WORKERS: []}
+        for repeat in range(repeats):
+            for workers in (1, _PG_WORKERS) if repeat % 2 == 0 else (_PG_WORKERS, 1):
+                times[workers].append(drain(workers) * 1e9 / rows)
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            admin.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            )
+        admin.close()
+    one, many = Stats.of(times[1]), Stats.of(times[_PG_WORKERS])
+    row = speedup(name, measure, many, "1 worker process", one, at_least=2.5)
+
+    def per(workers: int, index: int, what: str) -> str:
+        runs = tallies[workers]
+        calls = statistics.median(sum(w[what][0] for w in run["workers"]) for run in runs)
+        got = statistics.median(sum(w[what][1] for w in run["workers"]) for run in runs)
+        spent = statistics.median(sum(w[what][2] for w in run["workers"]) for run in runs)
+        return (
+            f"{calls:,.0f} {what} ({got / max(calls, 1):.1f} rows each, "
+            f"{spent / max(calls, 1) * 1e3:.2f} ms each)"
+        )
+
+    return Result(
+        rows=[row],
+        notes=[
+            f"Backlog: {incidents:,} incidents × 5 events (declare, assign lead, acknowledge, "
+            f"assign messenger, triage) × {len(_PG_PLUGINS)} plugins = {rows:,} outbox rows, "
+            "written by an IncidentFlow(deliver=False) on a PostgresStore in a fresh schema "
+            f"({built:.1f} s, outside the timing). Each plugin sleeps {_PG_SLEEP * 1e3:g} ms "
+            "per delivery (standing for a network call). Each sample requeues every row "
+            "(UPDATE outbox SET status='pending', attempts=0, …; VACUUM ANALYZE outbox), "
+            "starts the worker processes (multiprocessing spawn; each its own "
+            "PostgresStore(conninfo, schema=…) and DeliveryWorker(store, registry) with "
+            "default settings, run()), waits until every one is ready, then times from the "
+            "go signal to the last outcome recorded (max(updated_at); the end is detected by "
+            "polling the unfinished rows every 10 ms). Process start-up is outside the timing. "
+            f"{repeats} rounds, 1 and {_PG_WORKERS} workers alternating in order; times are per "
+            f"row. Per run: 1 worker: {per(1, 0, 'claims')}, {per(1, 0, 'records')}; "
+            f"{_PG_WORKERS} workers: {per(_PG_WORKERS, 0, 'claims')}, "
+            f"{per(_PG_WORKERS, 0, 'records')} (all workers together).",
+        ],
+    )
+
+
 CASES: tuple[Case, ...] = (
     Case(1, "incident", "a whole incident in memory", case_incident, workload_incident),
     Case(2, "memory", "memory per open incident", case_memory),
@@ -1063,5 +1330,6 @@ CASES: tuple[Case, ...] = (
     Case(6, "fanout", "hook fan-out", case_fanout, workload_fanout),
     Case(7, "harness", "the property-based harness", case_harness),
     Case(8, "postgres", "PostgreSQL", case_postgres),
+    Case(9, "workers", "PostgreSQL workers", case_workers),
 )
 """Every case, in the order of the issue."""

@@ -24,7 +24,7 @@ from incident_flow.errors import (
 )
 from incident_flow.events import IncidentDeclared, StatusUpdatePosted
 from incident_flow.model import Severity
-from incident_flow.serialization import event_to_dict
+from incident_flow.serialization import dumps_event, event_to_dict
 from incident_flow.store.base import Delivery, DeliveryStatus, Outcome
 from incident_flow.store.sqlite import MIGRATIONS, SQLiteStore
 
@@ -159,6 +159,40 @@ def test_reopening_applies_no_migration_twice(path: Path) -> None:
         (count,) = conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()
 
     assert count == len(MIGRATIONS)
+
+
+def test_a_file_of_schema_1_is_upgraded_keeping_its_events_and_outbox(path: Path) -> None:
+    """A file written before retries and leases existed opens, and its rows deliver."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        for statement in MIGRATIONS[0].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (1, ?)", (T0.isoformat(),))
+        conn.execute("INSERT INTO incidents VALUES ('INC-1', 1, 'identified', 1, NULL)")
+        conn.execute(
+            "INSERT INTO events VALUES ('INC-1', 1, 'IncidentDeclared', ?, 'alice', ?)",
+            (T0.isoformat(), dumps_event(declared())),
+        )
+        conn.executemany(
+            "INSERT INTO outbox (incident_id, version, plugin, status, attempts, last_error, "
+            "updated_at) VALUES ('INC-1', 1, ?, ?, ?, ?, ?)",
+            [
+                ("slack", "failed", 2, "HTTP 503", T0.isoformat()),
+                ("pager", "pending", 0, None, None),
+            ],
+        )
+
+    with SQLiteStore(path) as store:
+        assert store.load("INC-1") == [declared()]
+        assert store.deliveries() == [
+            Delivery("INC-1", 1, "slack", DeliveryStatus.FAILED, 2, "HTTP 503", T0),
+            Delivery("INC-1", 1, "pager"),
+        ]
+        claimed = store.claim("w1", plugins=["slack", "pager"], now=T0, lease=60)
+        assert [d.plugin for d in claimed] == ["slack", "pager"]
 
 
 def test_a_file_with_a_newer_schema_raises_store_error(path: Path) -> None:
