@@ -41,11 +41,12 @@ def incident_flow_event(event: Event, incident: Incident, key: str) -> None:
 
     Fires once per event per plugin, after the command's transaction committed, never before and
     never for a refused command. Calls for one plugin and one incident come in version order.
-    Each plugin is called on its own, away from the caller of the command: a plugin slower than
-    the flow's ``delivery_timeout`` is quarantined on a thread of its own, and a raise is
-    recorded against that delivery (see
-    :meth:`IncidentFlow.deliveries <incident_flow.IncidentFlow.deliveries>`) without reaching the
-    caller or any other plugin.
+    Each plugin is called on its own thread, away from the caller of the command, at least once:
+    a redelivery carries the same ``key``. A raise, or a call slower than the flow's
+    ``delivery_timeout``, is recorded against that delivery and retried with backoff (see
+    :meth:`IncidentFlow.deliveries <incident_flow.IncidentFlow.deliveries>`), without reaching
+    the caller or any other plugin; raise
+    :class:`~incident_flow.errors.PermanentDeliveryError` when a retry cannot help.
 
     :param event: the committed event (an instance of a class of :mod:`incident_flow.events`).
     :param incident: the incident as of ``event.version``.
