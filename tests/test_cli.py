@@ -17,7 +17,7 @@ import pytest
 from incident_flow import HANDBOOK, IncidentFlow, Role, Severity
 from incident_flow.cli import main
 from incident_flow.console import ConsoleSlack, ConsoleStatusPage
-from incident_flow.store import SQLiteStore
+from incident_flow.store import DeliveryStatus, SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -399,3 +399,41 @@ def test_worker_and_deliveries_on_postgresql(
     capsys.readouterr()
     assert main(["deliveries", *options]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_several_workers_share_one_postgresql_outbox_without_delivering_a_row_twice(
+    pg_schema: tuple[str, str], record: Path
+) -> None:
+    from incident_flow.store.postgres import PostgresStore
+    from tests.cli_plugins import FileRecorder
+
+    conninfo, schema = pg_schema
+    with IncidentFlow(
+        store=PostgresStore(conninfo, schema=schema),
+        plugins=[FileRecorder()],
+        entry_points=False,
+        deliver=False,
+    ) as flow:
+        for number in range(40):
+            incident = flow.declare(
+                f"Incident {number}", severity=Severity.MAJOR, customer_impact=False, by="al"
+            )
+            flow.triage(incident.id, by="al")
+    argv = [sys.executable, "-m", "incident_flow.cli", "worker", "--db", conninfo]
+    argv += ["--schema", schema, "--plugin", "tests.cli_plugins:FileRecorder"]
+    argv += ["--no-entry-points", "--once", "--batch", "8"]
+    workers = [
+        subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0], errors
+
+    keys = [line.split()[0] for line in received(record)]
+    with PostgresStore(conninfo, schema=schema) as store:
+        rows = store.deliveries()
+    assert sorted(keys) == sorted(row.key for row in rows)  # each row exactly once
+    assert len(keys) == len(set(keys)) == 80
+    assert {row.status for row in rows} == {DeliveryStatus.DELIVERED}
+    for row in rows:  # versions in order per incident
+        if row.version == 2:
+            assert keys.index(f"{row.incident_id}:1:file-recorder") < keys.index(row.key)
