@@ -383,6 +383,23 @@ class Process:
                 lines.append(f"    note right of {phase.name}: {', '.join(staying)}")
         return "\n".join(lines) + "\n"
 
+    def guards_of(self, action: str, phase: str) -> tuple[Guard, ...]:
+        """The guards that must all be met for ``action`` in ``phase`` (empty when the action
+        is not defined there)."""
+        compiled = self._table.get((action, phase))
+        return compiled.guards if compiled is not None else ()
+
+    def warnings_of(self, action: str, phase: str) -> tuple[Guard, ...]:
+        """The guards whose failure only warns, for ``action`` in ``phase``."""
+        compiled = self._table.get((action, phase))
+        return compiled.warnings if compiled is not None else ()
+
+    def dest_of(self, action: str, phase: str) -> str | None:
+        """The phase ``action`` leads to from ``phase`` (None: the phase stays, or the action is
+        not defined there; see :meth:`actions_in`)."""
+        compiled = self._table.get((action, phase))
+        return compiled.dest if compiled is not None else None
+
     def actions_in(self, phase: str) -> tuple[str, ...]:
         """The actions defined from ``phase``, whether or not their guards are met now."""
         return self._by_phase.get(phase, ())
@@ -543,7 +560,7 @@ HANDBOOK = Process(
             "resolve",
             Phase.MITIGATING,
             Phase.RESOLVED,
-            guards=("lead_assigned", "status_update_posted"),
+            guards=("actor_is_lead", "status_update_posted"),
         ),
         Transition("reopen", Phase.RESOLVED, Phase.MITIGATING),
         Transition("mark_false_positive", _OPEN, Phase.FALSE_POSITIVE),

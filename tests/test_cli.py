@@ -143,7 +143,7 @@ def test_diagram_of_a_team_process(
     assert main(["diagram", "--process", "custom_process:TEAM_PROCESS"]) == 0
     out = capsys.readouterr().out
     assert "mitigating --> monitoring: monitor" in out
-    assert "monitoring --> resolved: resolve [lead_assigned]" in out
+    assert "monitoring --> resolved: resolve [actor_is_lead]" in out
 
 
 def test_diagram_of_something_else(capsys: pytest.CaptureFixture[str]) -> None:
