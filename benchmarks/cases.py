@@ -486,10 +486,73 @@ def _bare_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _sqlite_flow(path: Path) -> IncidentFlow:
+def _sqlite_flow(path: Path, *, deliver: bool = True) -> IncidentFlow:
     return IncidentFlow(
-        store=SQLiteStore(path), plugins=[Sink("noop")], entry_points=False, clock=FakeClock()
+        store=SQLiteStore(path),
+        plugins=[Sink("noop")],
+        entry_points=False,
+        clock=FakeClock(),
+        deliver=deliver,
     )
+
+
+def _without_partial_index(path: Path) -> Path:
+    """Create an SQLiteStore file, then drop migration 2's partial index ``outbox_unfinished``
+    from it (a scratch file for a measurement only: claims need the index)."""
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("DROP INDEX outbox_unfinished")
+        left = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'outbox_unfinished'"
+        ).fetchone()
+    finally:
+        conn.close()
+    _check(left == (0,), "the partial index is gone from the scratch file")
+    return path
+
+
+_WAL_BYTES = 5 << 20
+"""Case 4: what every file's write-ahead log is grown to before the timing (over SQLite's
+automatic checkpoint at 1,000 pages), so that every commit overwrites blocks the log already has."""
+
+
+def _grow_wal(path: Path) -> None:
+    """Grow the write-ahead log of ``path`` (kept open by another connection) to _WAL_BYTES.
+
+    One transaction writes a blob of that size into a scratch table, which is then dropped: the
+    log keeps its size after the checkpoint and later commits overwrite it from the start, as in
+    a database that has been in use for a while. On ext4 a commit that extends the log costs
+    about twice one that overwrites it, so the sides of a comparison must be in the same state.
+    """
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("CREATE TABLE bench_scratch (data BLOB)")
+        conn.execute("INSERT INTO bench_scratch VALUES (zeroblob(?))", (_WAL_BYTES,))
+        conn.execute("COMMIT")
+        conn.execute("DROP TABLE bench_scratch")
+    finally:
+        conn.close()
+    wal = Path(f"{path}-wal")
+    _check(wal.stat().st_size >= _WAL_BYTES, f"the write-ahead log of {path.name} was grown")
+
+
+class _Marker:
+    """For a flow that does not deliver: marks its pending outbox rows delivered with one
+    statement from a connection of its own, as a drain would leave them (outside the timing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA synchronous = FULL")
+
+    def __call__(self) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET status = 'delivered', attempts = 1 WHERE status = 'pending'"
+        )
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def case_sqlite(settings: Settings) -> Result:
@@ -502,8 +565,15 @@ def case_sqlite(settings: Settings) -> Result:
     with _scratch() as tmp:
         flow = _sqlite_flow(tmp / "flow.db")
         quiet = IncidentFlow(store=SQLiteStore(tmp / "quiet.db"), entry_points=False)
+        # Info rows: the command's own transaction, with no delivery thread about, on the
+        # schema as migrated and on a scratch file without the partial index.
+        alone = _sqlite_flow(tmp / "alone.db", deliver=False)
+        unindexed = _sqlite_flow(_without_partial_index(tmp / "unindexed.db"), deliver=False)
+        marks = {alone: _Marker(tmp / "alone.db"), unindexed: _Marker(tmp / "unindexed.db")}
         conn = _bare_connection(tmp / "bare.db")
         try:
+            for path in ("flow.db", "quiet.db", "alone.db", "unindexed.db", "bare.db"):
+                _grow_wal(tmp / path)
             probe = flow.declare(TITLE, severity="critical", customer_impact=True, by="alice")
             flow.post_status_update(probe.id, _UPDATE, phase="investigating", by="carol")
             row = dumps_event(flow.history(probe.id)[-1])  # the bare rows carry the same JSON
@@ -512,16 +582,24 @@ def case_sqlite(settings: Settings) -> Result:
                 "bare": [],
                 "drained": [],
                 "quiet": [],
+                "alone": [],
+                "unindexed": [],
                 "bare after threads": [],
                 "bare after quiet threads": [],
             }
+
+            def settle(where: IncidentFlow) -> None:
+                if where in marks:
+                    marks[where]()
+                else:
+                    where.drain()
 
             def fresh(count: int, where: IncidentFlow = flow) -> list[str]:
                 ids = [
                     where.declare(TITLE, severity="critical", customer_impact=True, by="alice").id
                     for _ in range(count)
                 ]
-                where.drain()
+                settle(where)
                 return ids
 
             def commands(where: IncidentFlow, ids: list[str]) -> None:
@@ -529,25 +607,46 @@ def case_sqlite(settings: Settings) -> Result:
                     where.post_status_update(incident_id, _UPDATE, phase="investigating", by="bob")
 
             def single() -> float:
-                """Alternate blocks of commands and of bare commits, so both see the same disk."""
-                ids, quiet_ids = fresh(n), fresh(n, quiet)
-                ours = bare = drained = alone = 0
-                for first in range(0, n, block):
+                """Blocks of commands, of bare commits and of the info rows' commands, in an
+                order that rotates from block to block, so all meet the same disk."""
+                ids = {where: fresh(n, where) for where in (flow, quiet, alone, unindexed)}
+                spent = dict.fromkeys(("ours", "bare", "drained", "quiet", "alone", "unindexed"), 0)
+
+                def ours(first: int) -> None:
                     start = time.perf_counter_ns()
-                    commands(flow, ids[first : first + block])
-                    ours += time.perf_counter_ns() - start
+                    commands(flow, ids[flow][first : first + block])
+                    spent["ours"] += time.perf_counter_ns() - start
                     flow.drain()
-                    drained += time.perf_counter_ns() - start
+                    spent["drained"] += time.perf_counter_ns() - start
+
+                def bare(first: int) -> None:
                     start = time.perf_counter_ns()
                     baselines.bare_commits(conn, [row] * block)
-                    bare += time.perf_counter_ns() - start
-                    start = time.perf_counter_ns()
-                    commands(quiet, quiet_ids[first : first + block])
-                    alone += time.perf_counter_ns() - start
-                side["bare"].append(bare / n)
-                side["drained"].append(drained / n)
-                side["quiet"].append(alone / n)
-                return ours / n
+                    spent["bare"] += time.perf_counter_ns() - start
+
+                def info(key: str, where: IncidentFlow) -> Callable[[int], None]:
+                    def run(first: int) -> None:
+                        start = time.perf_counter_ns()
+                        commands(where, ids[where][first : first + block])
+                        spent[key] += time.perf_counter_ns() - start
+                        settle(where)
+
+                    return run
+
+                sides = [
+                    ours,
+                    bare,
+                    info("quiet", quiet),
+                    info("alone", alone),
+                    info("unindexed", unindexed),
+                ]
+                for number, first in enumerate(range(0, n, block)):
+                    turn = number % len(sides)
+                    for run in sides[turn:] + sides[:turn]:
+                        run(first)
+                for key in ("bare", "drained", "quiet", "alone", "unindexed"):
+                    side[key].append(spent[key] / n)
+                return spent["ours"] / n
 
             def concurrent(where: IncidentFlow, key: str) -> Callable[[], float]:
                 def run() -> float:
@@ -590,17 +689,27 @@ def case_sqlite(settings: Settings) -> Result:
                 },
                 settings,
             )
+            pending = sum(
+                len(where.deliveries(status="pending")) for where in (flow, alone, unindexed)
+            )
+            _check(pending == 0, "every outbox row was delivered or marked delivered")
         finally:
             flow.shutdown()
             quiet.shutdown()
+            alone.shutdown()
+            unindexed.shutdown()
+            for mark in marks.values():
+                mark.close()
             conn.close()
 
     def rate(values: Sequence[float]) -> Stats:
         return Stats.of([1e9 / v for v in values])
 
+    def kept(key: str) -> Stats:
+        return Stats.of(side[key][settings.warmups :])
+
     name = "4 durable command (SQLite)"
-    bare = Stats.of(side["bare"][settings.warmups :])
-    alone = Stats.of(side["quiet"][settings.warmups :])
+    bare = kept("bare")
     one, many = rate(stats["single"].samples), rate(stats["threads"].samples)
     bare_rate = rate(side["bare after threads"][settings.warmups :])
     over_single = paired_ratio(many, one)
@@ -608,6 +717,7 @@ def case_sqlite(settings: Settings) -> Result:
     quiet_many = rate(stats["quiet threads"].samples)
     quiet_bare = rate(side["bare after quiet threads"][settings.warmups :])
     quiet_over_bare = paired_ratio(quiet_many, quiet_bare)
+    index_cost = paired_ratio(kept("alone"), kept("unindexed"))
     return Result(
         rows=[
             share(
@@ -621,8 +731,28 @@ def case_sqlite(settings: Settings) -> Result:
             ),
             share(
                 name,
+                "(info) the command alone: outbox row written, delivery off",
+                kept("alone"),
+                "bare sqlite3 commit",
+                bare,
+                at_least=None,
+                of="bare",
+            ),
+            share(
+                name,
+                "(info) the same without the partial index outbox_unfinished (scratch file)",
+                kept("unindexed"),
+                "bare sqlite3 commit",
+                bare,
+                at_least=None,
+                of="bare",
+                note=f"the partial index makes the command alone {index_cost - 1:+.1%} slower "
+                "(median of the per-repeat ratios of the two info rows above)",
+            ),
+            share(
+                name,
                 "(info) the same with no plugin: no outbox row, no delivery",
-                alone,
+                kept("quiet"),
                 "bare sqlite3 commit",
                 bare,
                 at_least=None,
@@ -662,23 +792,38 @@ def case_sqlite(settings: Settings) -> Result:
             ),
         ],
         notes=[
-            "SQLiteStore on a file in a temporary directory (WAL, synchronous=FULL) with one "
-            "no-op plugin, so each command writes its event and an outbox row in one "
-            "transaction. Timed is the latency the caller sees: the command returns without "
-            "waiting for plugins; flow.drain() runs after each block of "
-            f"{block} commands, outside the timer (the delivery thread's own writes, marking "
-            "rows delivered, still compete for the file while the block runs). Each command is "
-            "a post_status_update on its own freshly declared incident. Blocks of commands and "
-            f"blocks of {block} bare commits alternate, so both meet the same disk (fsync time "
-            "on this machine varies several-fold from second to second). Including the drain, "
-            "a command and its delivery take "
-            f"{format_value(Stats.of(side['drained'][settings.warmups :]).median, Unit.NS)}. "
-            "The bare baseline commits one row of the same JSON per BEGIN IMMEDIATE … COMMIT "
-            "(isolation_level=None) on a file in the same directory with the same pragmas. The "
+            "SQLiteStore on a file in a temporary directory (WAL, synchronous=FULL; schema "
+            "version 2: the outbox's lease and retry columns and the partial index "
+            "outbox_unfinished) with one no-op plugin, so each command writes its event and an "
+            "outbox row in one transaction. Timed is the latency the caller sees: the command "
+            "returns without waiting for plugins; flow.drain() runs after each block of "
+            f"{block} commands, outside the timer. The in-process delivery worker still writes "
+            "to the same file while the block runs: per command a claim (a transaction that "
+            "leases the row) and a record (one that marks it delivered, taking it out of the "
+            "partial index), both with synchronous=NORMAL, so their pages are synced by the "
+            "next command's commit. Each command is a post_status_update on its own freshly "
+            f"declared incident. Per round, blocks of {block} commands, of {block} bare commits "
+            "and of each info row's commands follow one another, in an order that rotates "
+            "from block to block, so all meet the same disk (fsync time on this machine varies "
+            "several-fold from second to second); each side commits as many times. Including "
+            "the drain, a command and its delivery take "
+            f"{format_value(kept('drained').median, Unit.NS)}. The bare baseline commits one "
+            "row of the same JSON per BEGIN IMMEDIATE … COMMIT (isolation_level=None) on a "
+            "file in the same directory with the same pragmas (WAL, synchronous=FULL). The "
             f"{threads}-thread sample is followed by as many bare commits, its own baseline. "
-            "The info rows run the same commands on a flow with no plugin (its own file in the "
-            "same directory): single-threaded in a third block of each round, and from "
-            f"{threads} threads.",
+            f"Before the timing, every file's write-ahead log is grown to {_WAL_BYTES >> 20} MiB "
+            "(a blob committed and dropped from another connection), so every side's commits "
+            "overwrite log blocks that exist, as in a database in use for a while: on this ext4 "
+            "file system a commit that extends the log took about twice as long (bare commits "
+            "measured separately: 252 µs against 131 µs), and the sides' logs grew at different "
+            "rates.",
+            "Info rows, each flow on its own file in the same directory: the command alone is "
+            "the same flow and plugin with deliver=False (the event and its outbox row in one "
+            "transaction, no delivery thread); after each block its rows are marked delivered "
+            "by one UPDATE from another connection, outside the timer. The same again on a "
+            "scratch file whose partial index outbox_unfinished was dropped after migrating "
+            "(the library is unchanged; its claims need the index, hence no delivery there). "
+            f"No plugin: a flow without plugins, single-threaded and from {threads} threads.",
         ],
     )
 
@@ -952,15 +1097,28 @@ def workload_fanout(settings: Settings) -> tuple[Callable[[], object], Callable[
 # -- 7. the harness ----------------------------------------------------------------------------
 
 
+def _handbook_machine() -> type:
+    """The handbook's state machine of tests/test_stateful.py: its ``HandbookMachine``, or, where
+    the test module builds it with :func:`incident_flow.testing.machine_for`, the same."""
+    try:
+        from tests.test_stateful import HandbookMachine
+    except ImportError:
+        from incident_flow.testing.stateful import machine_for
+        from tests.test_stateful import HANDBOOK_RULES
+
+        return machine_for(HANDBOOK, rules=HANDBOOK_RULES)
+    return HandbookMachine  # type: ignore[no-any-return]
+
+
 def case_harness(settings: Settings) -> Result:
     """Commands per second through the hypothesis state machine of tests/test_stateful.py."""
     from hypothesis import HealthCheck
     from hypothesis import settings as hypothesis_settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from tests.test_stateful import HandbookMachine
+    HandbookMachine = _handbook_machine()
 
-    examples = settings.pick(60, 10, 2)
+    examples = settings.pick(60, 10, 5)
     steps = settings.pick(40, 40, 10)
     counts = {"commands": 0, "ns": 0, "depth": 0}
 
@@ -1035,10 +1193,11 @@ def case_harness(settings: Settings) -> Result:
 
 
 def case_postgres(settings: Settings) -> Result:
-    """Not measured until incident_flow has a PostgreSQL store."""
+    """Durable commands on PostgreSQL: not measured yet (the workers' drain is case 9)."""
     exists = find_spec("incident_flow.store.postgres") is not None
     why = (
-        "not measured: the PostgreSQL store exists but this case is not written yet"
+        "not measured: the PostgreSQL store exists but this case is not written yet (the "
+        "outbox drain with 1 and 4 workers is case 9)"
         if exists
         else "not measured yet: incident_flow has no PostgreSQL store"
     )
@@ -1046,7 +1205,7 @@ def case_postgres(settings: Settings) -> Result:
         rows=[
             Row(
                 "8 PostgreSQL",
-                "durable commands/s (1, 4 threads); drain (1, 4 workers)",
+                "durable commands/s (1, 4 threads)",
                 Unit.RATE,
                 None,
                 ratio_text="not measured",
@@ -1076,28 +1235,68 @@ class Sleeper:
     def __init__(self, name: str, seconds: float = _PG_SLEEP) -> None:
         self.incident_flow_name = name
         self.seconds = seconds
+        self.calls = 0
+        self.busy = 0.0
+        """Seconds spent inside the calls, for the lanes' utilisation."""
 
     @hookimpl
     def incident_flow_event(self, event: Event, incident: Incident) -> None:
         """Wait, doing nothing else."""
+        start = time.perf_counter()
         time.sleep(self.seconds)
+        self.busy += time.perf_counter() - start
+        self.calls += 1
 
 
-def _postgres_or_skip() -> str | None:
-    """The test server's conninfo, or None when it is unreachable outside CI.
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of the whole machine so far, from /proc/stat (Linux only)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def _postgres_cpu() -> float | None:
+    """CPU seconds used so far by the local PostgreSQL server's processes (Linux only)."""
+    total = 0
+    try:
+        hertz = os.sysconf("SC_CLK_TCK")
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="ascii") as stat:
+                    text = stat.read()
+            except OSError:
+                continue  # gone meanwhile
+            command, fields = text[text.index("(") + 1 : text.rindex(")")], text.split(")")[-1]
+            if command.startswith("postgres"):
+                values = fields.split()
+                total += int(values[11]) + int(values[12])  # utime, stime
+    except (OSError, ValueError, AttributeError):
+        return None
+    return total / hertz
+
+
+def _postgres() -> tuple[str, str | None]:
+    """The test server's conninfo, and why it cannot be used (None when it answers).
 
     Decided as tests/pg.py decides for the PostgreSQL tests: the server that
-    ``$INCIDENT_FLOW_TEST_POSTGRES`` names (or the default one) must answer; in CI (``CI`` set)
-    an unreachable server is an error, not a skip.
+    ``$INCIDENT_FLOW_TEST_POSTGRES`` names (or the default one) must answer. Outside CI an
+    unreachable server skips the case; in CI (``CI`` set) it is an error.
+
+    Raises:
+        RuntimeError: the server is unreachable in CI.
     """
     from tests.pg import postgres_conninfo, server_available
 
-    reason = server_available()
-    if reason is None:
-        return postgres_conninfo()
-    if os.environ.get("CI"):
+    conninfo, reason = postgres_conninfo(), server_available()
+    if reason is not None and os.environ.get("CI"):
         raise RuntimeError(f"PostgreSQL is not reachable (CI): {reason}")
-    return None
+    return conninfo, reason
 
 
 def _timed_calls(function: Callable[..., Any], tally: list[float]) -> Callable[..., Any]:
@@ -1135,17 +1334,22 @@ def _pg_worker(
         claims, records = [0, 0, 0.0], [0, 0, 0.0]
         store.claim = _timed_calls(store.claim, claims)  # type: ignore[method-assign]
         store.record = _timed_calls(store.record, records)  # type: ignore[method-assign]
-        registry = PluginRegistry([Sleeper(name, sleep) for name in plugins], entry_points=False)
-        worker = DeliveryWorker(store, registry)
+        sleepers = [Sleeper(name, sleep) for name in plugins]
+        worker = DeliveryWorker(store, PluginRegistry(sleepers, entry_points=False))
         ready.put(os.getpid())
         go.wait()
+        before = time.process_time()
         worker.run(stop)
+        cpu = time.process_time() - before
         out.put(
             {
                 "delivered": worker.delivered,
                 "failed": worker.failed + worker.dead,
                 "claims": claims,
                 "records": records,
+                "busy": sum(sleeper.busy for sleeper in sleepers),
+                "calls": sum(sleeper.calls for sleeper in sleepers),
+                "cpu": cpu,
             }
         )
     finally:
@@ -1195,10 +1399,8 @@ def case_workers(settings: Settings) -> Result:
     """Draining an outbox backlog on PostgreSQL with 4 worker processes, against 1."""
     name = "9 PostgreSQL workers"
     measure = f"drain the backlog: {_PG_WORKERS} worker processes vs 1"
-    conninfo = _postgres_or_skip()
-    if conninfo is None:
-        from tests.pg import server_available
-
+    conninfo, unreachable = _postgres()
+    if unreachable is not None:
         return Result(
             rows=[
                 Row(
@@ -1207,7 +1409,7 @@ def case_workers(settings: Settings) -> Result:
                     Unit.NS,
                     None,
                     ratio_text="not measured",
-                    note=f"skipped: PostgreSQL is not reachable ({server_available()}); set "
+                    note=f"skipped: PostgreSQL is not reachable ({unreachable}); set "
                     "INCIDENT_FLOW_TEST_POSTGRES or start a server",
                 )
             ]
@@ -1252,6 +1454,7 @@ def case_workers(settings: Settings) -> Result:
                 for _ in processes:
                     ready.get(timeout=60)
                 started = datetime.now(UTC)
+                ticks, server = _cpu_ticks(), _postgres_cpu()
                 go.set()
                 while True:
                     time.sleep(0.01)
@@ -1262,8 +1465,14 @@ def case_workers(settings: Settings) -> Result:
                 (finished,) = admin.execute("SELECT max(updated_at) FROM outbox").fetchone() or (
                     None,
                 )
+                after, server_after = _cpu_ticks(), _postgres_cpu()
                 stop.set()
-                tallies[workers].append({"workers": [out.get(timeout=60) for _ in processes]})
+                tally: dict[str, Any] = {"workers": [out.get(timeout=60) for _ in processes]}
+                if ticks is not None and after is not None:
+                    tally["cpu"] = (after[0] - ticks[0]) / max(after[1] - ticks[1], 1)
+                if server is not None and server_after is not None:
+                    tally["server"] = server_after - server
+                tallies[workers].append(tally)
             finally:
                 stop.set()
                 for process in processes:
@@ -1274,7 +1483,11 @@ def case_workers(settings: Settings) -> Result:
                 admin.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
             )
             _check(statuses == {"delivered": rows}, f"every row delivered ({statuses})")
-            return (finished - started).total_seconds()
+            elapsed = (finished - started).total_seconds()
+            tallies[workers][-1]["lanes"] = sum(w["busy"] for w in tally["workers"]) / (
+                elapsed * workers * len(_PG_PLUGINS)
+            )
+            return elapsed
 
         times: dict[int, list[float]] = {1: [], _PG_WORKERS: []}
         for repeat in range(repeats):
@@ -1289,16 +1502,45 @@ def case_workers(settings: Settings) -> Result:
     one, many = Stats.of(times[1]), Stats.of(times[_PG_WORKERS])
     row = speedup(name, measure, many, "1 worker process", one, at_least=2.5)
 
-    def per(workers: int, index: int, what: str) -> str:
+    def described(workers: int) -> str:
+        """What the workers did in a run (medians over the runs, all workers together)."""
         runs = tallies[workers]
-        calls = statistics.median(sum(w[what][0] for w in run["workers"]) for run in runs)
-        got = statistics.median(sum(w[what][1] for w in run["workers"]) for run in runs)
-        spent = statistics.median(sum(w[what][2] for w in run["workers"]) for run in runs)
-        return (
-            f"{calls:,.0f} {what} ({got / max(calls, 1):.1f} rows each, "
-            f"{spent / max(calls, 1) * 1e3:.2f} ms each)"
-        )
 
+        def median(value: Callable[[dict[str, Any]], float]) -> float:
+            return statistics.median(value(run) for run in runs)
+
+        parts = []
+        for what in ("claims", "records"):
+            calls = median(lambda run, what=what: sum(w[what][0] for w in run["workers"]))
+            got = median(lambda run, what=what: sum(w[what][1] for w in run["workers"]))
+            spent = median(lambda run, what=what: sum(w[what][2] for w in run["workers"]))
+            parts.append(
+                f"{calls:,.0f} {what} of {got / max(calls, 1):.1f} rows on average"
+                f"{' (empty ones included)' if what == 'claims' else ''}, "
+                f"{spent / max(calls, 1) * 1e3:.2f} ms each"
+            )
+        lanes = len(_PG_PLUGINS) * workers
+        call = median(
+            lambda run: (
+                sum(w["busy"] for w in run["workers"])
+                / max(sum(w["calls"] for w in run["workers"]), 1)
+            )
+        )
+        parts.append(
+            f"its {lanes} plugin lanes inside a plugin call {median(lambda r: r['lanes']):.0%} "
+            f"of the time, a {_PG_SLEEP * 1e3:g} ms sleep taking {call * 1e3:.2f} ms"
+        )
+        if all("cpu" in run for run in runs):
+            parts.append(f"the machine's CPUs {median(lambda r: r['cpu']):.0%} busy")
+        own = median(lambda run: sum(w["cpu"] for w in run["workers"]))
+        cpu = f"CPU time: the worker processes {own:.2f} s"
+        if all("server" in run for run in runs):
+            cpu += f", the PostgreSQL server {median(lambda r: r['server']):.2f} s"
+        parts.append(cpu)
+        plural = "s" if workers > 1 else ""
+        return f"{workers} worker{plural}: " + "; ".join(parts)
+
+    ceiling = len(_PG_PLUGINS) / _PG_SLEEP
     return Result(
         rows=[row],
         notes=[
@@ -1313,10 +1555,14 @@ def case_workers(settings: Settings) -> Result:
             "default settings, run()), waits until every one is ready, then times from the "
             "go signal to the last outcome recorded (max(updated_at); the end is detected by "
             "polling the unfinished rows every 10 ms). Process start-up is outside the timing. "
-            f"{repeats} rounds, 1 and {_PG_WORKERS} workers alternating in order; times are per "
-            f"row. Per run: 1 worker: {per(1, 0, 'claims')}, {per(1, 0, 'records')}; "
-            f"{_PG_WORKERS} workers: {per(_PG_WORKERS, 0, 'claims')}, "
-            f"{per(_PG_WORKERS, 0, 'records')} (all workers together).",
+            f"{repeats} rounds, 1 and {_PG_WORKERS} workers alternating in order; times are "
+            "per row.",
+            f"A worker calls each plugin from one lane thread, so one worker delivers at most "
+            f"{ceiling:,.0f} rows/s here ({len(_PG_PLUGINS)} plugins, {_PG_SLEEP * 1e3:g} ms "
+            f"each); 1 worker drained the {rows:,} rows in {one.median * rows / 1e9:.2f} s "
+            f"({1e9 / one.median:,.0f}/s), {_PG_WORKERS} in {many.median * rows / 1e9:.2f} s "
+            f"({1e9 / many.median:,.0f}/s). Per run (medians): {described(1)}. "
+            f"{described(_PG_WORKERS)}.",
         ],
     )
 
