@@ -236,6 +236,8 @@ class DeliveryWorker:
         batch: the most rows claimed at once, and in flight at once.
         poll: seconds between looks at the outbox when nothing wakes the worker.
         max_stuck: hanging calls of one plugin after which no more rows are claimed for it.
+        linger: seconds a woken worker waits for more commits and outcomes before it claims
+            and records, so that one transaction serves many (0: none).
     """
 
     def __init__(
@@ -251,9 +253,12 @@ class DeliveryWorker:
         batch: int = 256,
         poll: float = 1.0,
         max_stuck: int = 4,
+        linger: float = 0.005,
     ) -> None:
         if not timeout > 0 or not lease > 0 or not poll > 0:
             raise ValueError("timeout, lease and poll must be seconds > 0")
+        if not linger >= 0:
+            raise ValueError("linger must be seconds >= 0")
         if batch < 1 or max_stuck < 1:
             raise ValueError("batch and max_stuck must be >= 1")
         self.store = store
@@ -265,6 +270,7 @@ class DeliveryWorker:
         self.batch = batch
         self.poll = poll
         self.max_stuck = max_stuck
+        self.linger = linger
         self._registry: PluginRegistry | None = None
         self._fixed: dict[str, Notifier] = {}
         if isinstance(notifiers, PluginRegistry):
@@ -280,6 +286,7 @@ class DeliveryWorker:
         self._in_flight = 0
         self._claims = 0
         self._woken = False
+        self._urgent = False
         self._stopping = False
         self._rounds_started = 0
         self._idle_round = 0
@@ -353,7 +360,7 @@ class DeliveryWorker:
         with self._lock:
             # A round that starts after this call sees every row committed before it.
             wanted = self._rounds_started + 1
-            self._woken = True
+            self._woken = self._urgent = True
             self._wake.notify()
             while self._idle_round < wanted:
                 if self._stopping or self._thread is None:
@@ -430,14 +437,26 @@ class DeliveryWorker:
                         if self._in_flight:
                             wait = min(wait, self.timeout / 4, self.lease / 3)
                         self._wake.wait(wait)
+                    self._linger()
                     self._check_lanes()
         finally:
             self._shut_down(self._stop_deadline or time.monotonic() + 5.0)
 
+    def _linger(self) -> None:
+        """With the lock held, after a wake-up: let more commits and outcomes gather for up to
+        ``linger`` seconds, so that one claim and one record serve many of them. Draining and
+        stopping cut it short."""
+        deadline = time.monotonic() + self.linger
+        while not (self._urgent or self._stopping):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or len(self._outcomes) >= self.batch:
+                return
+            self._wake.wait(remaining)
+
     def _round(self) -> int:
         """Record finished outcomes, renew leases, claim and dispatch due rows."""
         with self._lock:
-            self._woken = False
+            self._woken = self._urgent = False
             self._rounds_started += 1
             number = self._rounds_started
         self._record()
