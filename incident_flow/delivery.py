@@ -284,6 +284,8 @@ class DeliveryWorker:
         self._outcomes: list[Outcome] = []
         self._late_outcomes: list[Outcome] = []
         self._in_flight = 0
+        self._held: set[tuple[str, int, str]] = set()
+        """Rows dispatched to a lane whose outcome is not recorded yet."""
         self._claims = 0
         self._woken = False
         self._urgent = False
@@ -482,6 +484,10 @@ class DeliveryWorker:
         with self._lock:
             self._claims += 1
             claim = self._claims
+            # A row this worker still has in hand comes back when its lease ran out meanwhile
+            # (a slow call, or a clock moved forward): it is being delivered already.
+            rows = [row for row in rows if row.ident not in self._held]
+            self._held.update(row.ident for row in rows)
             for row in rows:
                 lane = self._lanes.get(row.plugin)
                 if lane is None:
@@ -509,6 +515,7 @@ class DeliveryWorker:
             raise
         with self._lock:
             self._in_flight -= len(outcomes)
+            self._held.difference_update(outcome.delivery.ident for outcome in outcomes)
             for outcome in outcomes:
                 if outcome.status is DeliveryStatus.DELIVERED:
                     self.delivered += 1

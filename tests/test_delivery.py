@@ -434,3 +434,29 @@ def test_a_malformed_retry_policy_is_refused(options: dict[str, Any]) -> None:
 def test_a_malformed_retry_after_is_refused() -> None:
     with pytest.raises(ValueError, match="retry_after"):
         RetryableDeliveryError("HTTP 429", retry_after=-1)
+
+
+def test_a_row_whose_lease_ran_out_in_hand_is_not_delivered_twice(clock: FakeClock) -> None:
+    """The clock jumps past the lease while the plugin works: the worker does not claim the
+    row it holds again."""
+    started, release = threading.Event(), threading.Event()
+    keys: list[str] = []
+
+    class Slow:
+        incident_flow_name = "slow"
+
+        @hookimpl
+        def incident_flow_event(self, key: str) -> None:
+            started.set()
+            release.wait(5)
+            keys.append(key)
+
+    with IncidentFlow(plugins=[Slow()], clock=clock, entry_points=False, delivery_lease=60) as flow:
+        incident = declare(flow)
+        assert started.wait(5)
+        clock.advance(timedelta(minutes=5))  # past the lease, with the call in progress
+        flow.worker.wake()
+        time.sleep(0.1)
+        release.set()
+        assert flow.drain(timeout=5)
+    assert keys == [f"{incident.id}:1:slow"]
