@@ -202,8 +202,16 @@ class CoverageRecorder:
         return []
 
     @hookimpl
-    def incident_flow_event(self, event: Event) -> None:
+    def incident_flow_event(self, event: Event, incident: Incident) -> None:
         self.observe_events([event])
+        action = _ACTION_OF_EVENT.get(event.type)
+        if isinstance(event, ActionTaken):
+            action = event.action
+        if action is not None:
+            # The incident right after the event: its phase is the one the action was taken in
+            # (an event that comes with a phase change is recorded before the PhaseChanged).
+            with self._lock:
+                self._transitions.add((incident.phase, action, incident.phase))
 
     # -- fed directly ----------------------------------------------------------------------------
 
