@@ -22,7 +22,15 @@ DIAGRAM = re.compile(
     r"<!-- diagram:start -->\n```mermaid\n(.*?)```\n<!-- diagram:end -->", re.DOTALL
 )
 CODE_BLOCK = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
-RUNNABLE_PAGES = ["index.md", "hooks.md", "process.md", "api.md", "stores.md", "delivery.md", "testing.md"]
+RUNNABLE_PAGES = [
+    "index.md",
+    "hooks.md",
+    "process.md",
+    "api.md",
+    "stores.md",
+    "delivery.md",
+    "testing.md",
+]
 
 
 def read(page: str) -> str:

@@ -18,7 +18,7 @@ from incident_flow.testing import (
 )
 from incident_flow.testing import strategies as ifst
 from incident_flow.testing.paths import Path
-from incident_flow.testing.stateful import machine_for
+from incident_flow.testing.stateful import FAILING_FAST, machine_for
 from tests.test_stateful import HANDBOOK_RULES
 
 QUICK = settings(
@@ -27,6 +27,8 @@ QUICK = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
+    derandomize=True,
+    phases=FAILING_FAST,
 )
 
 

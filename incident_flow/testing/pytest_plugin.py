@@ -136,7 +136,7 @@ def run_process_machine() -> Callable[..., None]:
     from hypothesis import HealthCheck, settings
     from hypothesis.stateful import run_state_machine_as_test
 
-    from incident_flow.testing.stateful import machine_for
+    from incident_flow.testing.stateful import FAILING_FAST, machine_for
 
     def run(process: Process, *, max_examples: int = 50, steps: int = 40, **options: Any) -> None:
         machine = machine_for(process, **options)
@@ -147,6 +147,7 @@ def run_process_machine() -> Callable[..., None]:
                 stateful_step_count=steps,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+                phases=FAILING_FAST,
             ),
         )
 
