@@ -652,13 +652,12 @@ def test_reset_forgets_requests_and_scripts() -> None:
 
 
 @pytest.mark.parametrize("name", [SLACK, OPSGENIE, PD_EVENTS, PD_REST, STATUSPAGE, GITHUB])
-def test_every_description_loads_once_and_quickly(name: str) -> None:
+def test_every_description_loads_once(name: str) -> None:
     path = (default_specs_dir() / name).resolve()
     spec = load_spec(path)
     assert load_spec(path) is spec  # cached per file per process
     assert spec.document["openapi"].startswith("3.0")
     assert spec.operations
-    assert spec.load_seconds < 10  # measured about 0.15 s for the 2.7 MB PagerDuty file
 
 
 def test_a_description_can_be_given_as_a_dict() -> None:
@@ -800,14 +799,6 @@ def test_strings_are_generated_for_patterns(pattern: str) -> None:
     text = string_for_pattern(pattern)
     assert text is not None
     assert re.search(pattern, text)
-
-
-def test_validation_is_fast_enough_for_tests() -> None:
-    with VendorAPI.from_spec(PD_REST) as api:
-        for _ in range(20):
-            call("GET", api.base_url + "/oncalls?limit=5", headers=PD_REST_HEADERS)
-        seconds = sorted(r.validation_seconds for r in api.requests)
-    assert seconds[len(seconds) // 2] < 0.5  # median; measured a few milliseconds
 
 
 def test_a_server_error_is_recorded_and_answered_500(monkeypatch: pytest.MonkeyPatch) -> None:
