@@ -289,6 +289,7 @@ class DeliveryWorker:
         self._claims = 0
         self._woken = False
         self._urgent = False
+        self._draining = 0
         self._stopping = False
         self._rounds_started = 0
         self._idle_round = 0
@@ -364,13 +365,17 @@ class DeliveryWorker:
             wanted = self._rounds_started + 1
             self._woken = self._urgent = True
             self._wake.notify()
-            while self._idle_round < wanted:
-                if self._stopping or self._thread is None:
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._progress.wait(remaining)
+            self._draining += 1  # no lingering while someone waits
+            try:
+                while self._idle_round < wanted:
+                    if self._stopping or self._thread is None:
+                        return False
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._progress.wait(remaining)
+            finally:
+                self._draining -= 1
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -437,7 +442,7 @@ class DeliveryWorker:
                     if not self._woken and not self._outcomes:
                         wait = self.poll
                         if self._in_flight:
-                            wait = min(wait, self.timeout / 4, self.lease / 3)
+                            wait = min(wait, self.timeout / 4, self.lease / 3, 0.05)
                         self._wake.wait(wait)
                     self._linger()
                     self._check_lanes()
@@ -449,7 +454,7 @@ class DeliveryWorker:
         ``linger`` seconds, so that one claim and one record serve many of them. Draining and
         stopping cut it short."""
         deadline = time.monotonic() + self.linger
-        while not (self._urgent or self._stopping):
+        while not (self._urgent or self._draining or self._stopping):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or len(self._outcomes) >= self.batch:
                 return
@@ -557,9 +562,12 @@ class DeliveryWorker:
     # -- the lanes' side ---------------------------------------------------------------------------
 
     def _finish(self, outcome: Outcome) -> None:
-        """With the lock held: keep a lane's outcome for the next record, and wake the loop."""
+        """With the lock held: keep a lane's outcome for the next record. The loop is woken
+        once every row in hand has one (or a batch is full), so that one record serves all the
+        plugins of an event; while a slow plugin holds a row, the loop comes by every 50 ms."""
         self._outcomes.append(outcome)
-        if not self._woken:
+        outcomes = len(self._outcomes)
+        if not self._woken and (outcomes >= self._in_flight or outcomes >= self.batch):
             self._woken = True
             self._wake.notify()
 

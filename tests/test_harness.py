@@ -161,3 +161,12 @@ def test_the_explored_walk_is_deterministic() -> None:
     first = explore(HANDBOOK, max_states=40, exhaustive=True)
     second = explore(HANDBOOK, max_states=40, exhaustive=True)
     assert [str(p) for p in first.shortest.values()] == [str(p) for p in second.shortest.values()]
+
+
+def test_a_guard_that_raises_in_the_machine_is_named() -> None:
+    process = HANDBOOK.with_guard("triage", Guard("matrix", _explode, "-")).evolve(name="raising")
+    machine = machine_for(process)
+    with pytest.raises(
+        AssertionError, match="guard matrix of triage in identified raised KeyError"
+    ):
+        run_state_machine_as_test(machine, settings=QUICK)

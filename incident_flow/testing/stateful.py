@@ -249,6 +249,8 @@ class ProcessMachine(RuleBasedStateMachine):
         except IncidentFlowError:
             assert self.flow.history(incident_id) == history, f"invalid {command} wrote events"
             return
+        except Exception as error:
+            raise AssertionError(self._crash(before, command, error)) from error
         new = self.flow.history(incident_id)[len(history) :]
         assert new, f"{command} was allowed but wrote nothing"
         self.asked.recorder.observe_events(new)
@@ -260,6 +262,26 @@ class ProcessMachine(RuleBasedStateMachine):
                 f"{command} was allowed in {before.phase} although guard {guard.name} is not met"
             )
         self.known[incident_id] = after
+
+    def _crash(self, incident: Incident, command: Command, error: Exception) -> str:
+        """Say which guard raised (asking each alone), or that the command did."""
+        actions = (
+            [command.action]
+            if command.action in self.process.actions_in(incident.phase)
+            else list(self.process.actions_in(incident.phase))
+        )
+        for action in actions:
+            context = Context(action, command.by, self.clock.now(), command.kwargs)
+            guards = self.process.guards_of(action, incident.phase)
+            for guard in guards + self.process.warnings_of(action, incident.phase):
+                try:
+                    guard.is_met(incident, context)
+                except Exception as raised:
+                    return (
+                        f"guard {guard.name} of {action} in {incident.phase} raised "
+                        f"{type(raised).__name__}: {raised} (while running {command})"
+                    )
+        return f"{command} raised {type(error).__name__}: {error} in {incident.phase}"
 
     # -- invariants ------------------------------------------------------------------------------
 
@@ -282,12 +304,18 @@ class ProcessMachine(RuleBasedStateMachine):
         for incident in list(self.known.values())[-2:]:
             now = self.clock.now()
             for actor in {incident.lead or self.people[0], self.people[-1]}:
-                expected = [
-                    action
-                    for action in self.process.actions_in(incident.phase)
-                    if self.process.decide(incident, Context(action, actor, now)).allowed
-                ]
-                assert self.process.available_actions(incident, actor, now) == expected
+                try:
+                    expected = [
+                        action
+                        for action in self.process.actions_in(incident.phase)
+                        if self.process.decide(incident, Context(action, actor, now)).allowed
+                    ]
+                    available = self.process.available_actions(incident, actor, now)
+                except Exception as error:
+                    raise AssertionError(
+                        self._crash(incident, Command("available_actions", actor), error)
+                    ) from error
+                assert available == expected
 
     @invariant()
     def the_teams_rules_hold(self) -> None:
