@@ -535,7 +535,7 @@ def _delivery_line(row: Delivery, *, installed: bool) -> str:
         parts.append(f"next {_timestamp(row.next_attempt_at)}")
     if row.claimed_by is not None:
         parts.append(f"held by {row.claimed_by}")
-    if not installed:
+    if not installed and row.status is not DeliveryStatus.DELIVERED:
         parts.append("(plugin not installed here)")
     if row.last_error:
         error = row.last_error

@@ -560,3 +560,18 @@ def test_the_outbox_does_what_the_memory_store_does_op_by_op(
         assert postgres_store.deliveries(status=status, plugin="a", limit=3) == memory.deliveries(
             status=status, plugin="a", limit=3
         )
+
+
+def test_a_connection_the_server_dropped_is_replaced_not_failed(
+    pg_schema: tuple[str, str],
+) -> None:
+    """After a server restart or failover, the pool's idle connections are dead: the next call
+    gets a fresh one instead of a StoreError."""
+    conninfo, schema = pg_schema
+    with PostgresStore(conninfo, schema=schema, min_size=1, max_size=1) as store:
+        assert store.version("INC-1") == 0
+        with store._pool.connection() as conn:  # noqa: SLF001 - the pool's one connection
+            pid = conn.info.backend_pid
+        with psycopg.connect(conninfo, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+        assert store.version("INC-1") == 0

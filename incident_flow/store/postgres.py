@@ -326,6 +326,9 @@ class PostgresStore(Store):
             max_size=max_size,
             open=False,
             configure=self._configure,
+            # A connection the server dropped (a restart, a failover) is replaced when it is
+            # lent out, instead of failing the next call.
+            check=ConnectionPool.check_connection,
             timeout=timeout,
             name=f"incident_flow.{schema}",
         )
