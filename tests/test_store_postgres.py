@@ -570,7 +570,7 @@ def test_a_connection_the_server_dropped_is_replaced_not_failed(
     conninfo, schema = pg_schema
     with PostgresStore(conninfo, schema=schema, min_size=1, max_size=1) as store:
         assert store.version("INC-1") == 0
-        with store._pool.connection() as conn:  # noqa: SLF001 - the pool's one connection
+        with store._pool.connection() as conn:
             pid = conn.info.backend_pid
         with psycopg.connect(conninfo, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
