@@ -460,3 +460,25 @@ def test_a_row_whose_lease_ran_out_in_hand_is_not_delivered_twice(clock: FakeClo
         release.set()
         assert flow.drain(timeout=5)
     assert keys == [f"{incident.id}:1:slow"]
+
+
+def test_a_delivery_of_an_event_that_cannot_be_read_is_dead_lettered_with_why(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "incidents.db"
+    recorder = Recorder()
+    with IncidentFlow(
+        store=SQLiteStore(path), plugins=[recorder], clock=clock, entry_points=False, deliver=False
+    ) as flow:
+        incident = declare(flow)
+    with SQLiteStore(path) as store:
+        with store._locked() as conn:  # corrupt the stored event behind the store's back
+            conn.execute('UPDATE events SET data = \'{"type": "NoSuchEvent"}\'')
+        worker = DeliveryWorker(store, [_notifier(recorder)], clock=clock)
+        assert worker.run_once() == 1
+        (row,) = store.deliveries()
+    assert recorder.seen == []
+    assert row.status is DeliveryStatus.DEAD
+    assert row.last_error is not None
+    assert row.last_error.startswith("UnknownEventTypeError")
+    assert f"incident {incident.id}, version 1" in row.last_error
