@@ -13,17 +13,25 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import attrs
 
-from incident_flow.errors import CorruptEventError
+from incident_flow.errors import CorruptEventError, StoreError
 from incident_flow.events import Event
 from incident_flow.serialization import loads_event
 
-__all__ = ["UNFINISHED", "Delivery", "DeliveryStatus", "Outcome", "Store", "decode_event"]
+__all__ = [
+    "UNFINISHED",
+    "Delivery",
+    "DeliveryStatus",
+    "Outcome",
+    "Store",
+    "decode_event",
+    "delivery_from_row",
+]
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -264,3 +272,40 @@ def decode_event(incident_id: str, version: int, data: str | bytes) -> Event:
             version=version,
         )
     return event
+
+
+def delivery_from_row(row: Sequence[Any], moment: Callable[[Any], datetime | None]) -> Delivery:
+    """A :class:`Delivery` from an outbox row's columns, in the order ``incident_id, version,
+    plugin, status, attempts, last_error, updated_at, next_attempt_at, claimed_by,
+    claimed_until``; ``moment`` turns a stored time into an aware UTC datetime (or None).
+
+    Raises:
+        StoreError: the row does not hold a delivery.
+    """
+    try:
+        (
+            incident_id,
+            version,
+            plugin,
+            status,
+            attempts,
+            last_error,
+            updated_at,
+            next_attempt_at,
+            claimed_by,
+            claimed_until,
+        ) = row
+        return Delivery(
+            incident_id=str(incident_id),
+            version=int(version),
+            plugin=str(plugin),
+            status=DeliveryStatus(status),
+            attempts=int(attempts),
+            last_error=None if last_error is None else str(last_error),
+            updated_at=moment(updated_at),
+            next_attempt_at=moment(next_attempt_at),
+            claimed_by=None if claimed_by is None else str(claimed_by),
+            claimed_until=moment(claimed_until),
+        )
+    except (TypeError, ValueError) as error:
+        raise StoreError(f"malformed outbox row {tuple(row)!r}: {error}") from error

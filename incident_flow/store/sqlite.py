@@ -61,7 +61,14 @@ from incident_flow.errors import (
 )
 from incident_flow.events import Event
 from incident_flow.serialization import dumps_event
-from incident_flow.store.base import Delivery, DeliveryStatus, Outcome, Store, decode_event
+from incident_flow.store.base import (
+    Delivery,
+    DeliveryStatus,
+    Outcome,
+    Store,
+    decode_event,
+    delivery_from_row,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStats", "SQLiteStore"]
 
@@ -899,30 +906,4 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _delivery(row: tuple[Any, ...]) -> Delivery:
-        (
-            incident_id,
-            version,
-            plugin,
-            status,
-            attempts,
-            last_error,
-            updated_at,
-            next_attempt_at,
-            claimed_by,
-            claimed_until,
-        ) = row
-        try:
-            return Delivery(
-                incident_id=str(incident_id),
-                version=int(version),
-                plugin=str(plugin),
-                status=DeliveryStatus(status),
-                attempts=int(attempts),
-                last_error=None if last_error is None else str(last_error),
-                updated_at=_from_text(updated_at),
-                next_attempt_at=_from_text(next_attempt_at),
-                claimed_by=None if claimed_by is None else str(claimed_by),
-                claimed_until=_from_text(claimed_until),
-            )
-        except (TypeError, ValueError) as error:
-            raise StoreError(f"malformed outbox row {row!r}: {error}") from error
+        return delivery_from_row(row, _from_text)
