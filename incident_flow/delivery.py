@@ -44,6 +44,7 @@ import attrs
 from incident_flow.clock import Clock, SystemClock
 from incident_flow.errors import (
     CorruptEventError,
+    InvalidFieldError,
     PermanentDeliveryError,
     RetryableDeliveryError,
     StoreError,
@@ -93,18 +94,26 @@ class RetryPolicy:
     @max_attempts.validator
     def _check_attempts(self, _attribute: object, value: int) -> None:
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, not {value!r}")
+            raise InvalidFieldError(
+                f"max_attempts must be a whole number >= 1, not {value!r}", field="max_attempts"
+            )
 
     @base.validator
     @cap.validator
     def _check_seconds(self, attribute: attrs.Attribute[float], value: float) -> None:
         if not value >= 0:
-            raise ValueError(f"{attribute.name} must be seconds >= 0, not {value!r}")
+            raise InvalidFieldError(
+                f"{attribute.name} must be a number of seconds >= 0, not {value!r}",
+                field=attribute.name,
+            )
 
     @factor.validator
     def _check_factor(self, _attribute: object, value: float) -> None:
         if not value >= 1:
-            raise ValueError(f"factor must be >= 1, not {value!r}")
+            raise InvalidFieldError(
+                f"factor must be a number >= 1 (2 doubles each wait), not {value!r}",
+                field="factor",
+            )
 
     def delay(
         self, attempts: int, *, retry_after: float | None = None, rng: random.Random | None = None
@@ -255,12 +264,20 @@ class DeliveryWorker:
         max_stuck: int = 4,
         linger: float = 0.005,
     ) -> None:
-        if not timeout > 0 or not lease > 0 or not poll > 0:
-            raise ValueError("timeout, lease and poll must be seconds > 0")
+        for field, seconds in (("timeout", timeout), ("lease", lease), ("poll", poll)):
+            if not seconds > 0:
+                raise InvalidFieldError(
+                    f"{field} must be a number of seconds > 0, not {seconds!r}", field=field
+                )
         if not linger >= 0:
-            raise ValueError("linger must be seconds >= 0")
-        if batch < 1 or max_stuck < 1:
-            raise ValueError("batch and max_stuck must be >= 1")
+            raise InvalidFieldError(
+                f"linger must be a number of seconds >= 0, not {linger!r}", field="linger"
+            )
+        for field, count in (("batch", batch), ("max_stuck", max_stuck)):
+            if not isinstance(count, int) or count < 1:
+                raise InvalidFieldError(
+                    f"{field} must be a whole number >= 1, not {count!r}", field=field
+                )
         self.store = store
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.name = name or worker_name()

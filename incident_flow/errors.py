@@ -198,7 +198,10 @@ class RetryableDeliveryError(DeliveryError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         if retry_after is not None and not retry_after >= 0:
-            raise ValueError(f"retry_after must be a number of seconds >= 0, not {retry_after!r}")
+            raise InvalidFieldError(
+                f"retry_after must be a number of seconds >= 0, not {retry_after!r}",
+                field="retry_after",
+            )
         self.retry_after = retry_after
 
 

@@ -159,7 +159,9 @@ def retry_on_conflict(call: Callable[[], _T], *, attempts: int = 5, backoff: flo
     as usual; the last conflict is raised when ``attempts`` run out.
     """
     if attempts < 1:
-        raise ValueError(f"attempts must be >= 1, not {attempts!r}")
+        raise InvalidFieldError(
+            f"attempts must be a whole number >= 1, not {attempts!r}", field="attempts"
+        )
     for attempt in range(attempts):
         try:
             return call()
@@ -226,14 +228,21 @@ class IncidentFlow:
         """The in-process delivery worker (started with the flow when ``deliver`` is on)."""
         self._deliver = deliver
         if not isinstance(conflict_retries, int) or conflict_retries < 0:
-            raise ValueError(f"conflict_retries must be an int >= 0, not {conflict_retries!r}")
+            raise InvalidFieldError(
+                f"conflict_retries must be a whole number >= 0, not {conflict_retries!r}",
+                field="conflict_retries",
+            )
         self._attempts = conflict_retries + 1
         self._checklist = tuple((item.name, item.required) for item in process.checklist)
         if deliver:
             self.worker.start()
         self._snapshots: dict[str, Incident] = {}
         if not isinstance(snapshot_cache, int) or snapshot_cache < 0:
-            raise ValueError(f"snapshot_cache must be an int >= 0, not {snapshot_cache!r}")
+            raise InvalidFieldError(
+                f"snapshot_cache must be a whole number >= 0 (0 keeps none), not "
+                f"{snapshot_cache!r}",
+                field="snapshot_cache",
+            )
         self._snapshot_limit = snapshot_cache
         self._snapshot_lock = threading.Lock()
 

@@ -22,6 +22,7 @@ from incident_flow import (
     IncidentFlow,
     RetryPolicy,
     hookimpl,
+    retry_on_conflict,
 )
 from incident_flow.errors import (
     InvalidFieldError,
@@ -427,12 +428,33 @@ def test_a_retry_waits_between_half_and_all_of_the_capped_backoff(
     [{"max_attempts": 0}, {"base": -1.0}, {"factor": 0.5}, {"cap": float("nan")}],
 )
 def test_a_malformed_retry_policy_is_refused(options: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=next(iter(options))):
+    with pytest.raises(InvalidFieldError, match=next(iter(options))) as refused:
         RetryPolicy(**options)
+    assert refused.value.field == next(iter(options))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "field"),
+    [
+        ("delivery_timeout", 0, "timeout"),
+        ("delivery_lease", -1.0, "lease"),
+        ("conflict_retries", -1, "conflict_retries"),
+        ("snapshot_cache", "many", "snapshot_cache"),
+    ],
+)
+def test_malformed_flow_options_are_refused_by_name(option: str, value: object, field: str) -> None:
+    with pytest.raises(InvalidFieldError) as refused:
+        IncidentFlow(entry_points=False, **{option: value})  # type: ignore[arg-type]
+    assert refused.value.field == field
+
+
+def test_retry_on_conflict_needs_an_attempt() -> None:
+    with pytest.raises(InvalidFieldError, match="attempts"):
+        retry_on_conflict(lambda: None, attempts=0)
 
 
 def test_a_malformed_retry_after_is_refused() -> None:
-    with pytest.raises(ValueError, match="retry_after"):
+    with pytest.raises(InvalidFieldError, match="retry_after"):
         RetryableDeliveryError("HTTP 429", retry_after=-1)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from incident_flow import HANDBOOK, Role
+from incident_flow.errors import PluginError
 from incident_flow.testing.commands import Command, Declaration
 from incident_flow.testing.paths import Path, Step
 from incident_flow.testing.plugins import (
@@ -210,5 +211,5 @@ def test_a_plugin_without_the_hook_is_refused() -> None:
     class Nothing:
         incident_flow_name = "nothing"
 
-    with pytest.raises(ValueError, match="incident_flow_event"):
+    with pytest.raises(PluginError, match="incident_flow_event"):
         check_plugin(Nothing(), paths=[], sequences=0)

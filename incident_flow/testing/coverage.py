@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from incident_flow.errors import InvalidFieldError
 from incident_flow.events import ActionTaken, Event, IncidentDeclared, PhaseChanged
 from incident_flow.hookspecs import hookimpl
 from incident_flow.model import Incident
@@ -149,7 +150,9 @@ class Coverage:
         wanted = list(kinds) if kinds is not None else list(by_kind)
         unknown = [kind for kind in wanted if kind not in by_kind]
         if unknown:
-            raise ValueError(f"unknown coverage kinds {unknown}; use {list(by_kind)}")
+            raise InvalidFieldError(
+                f"unknown coverage kinds {unknown}; use {list(by_kind)}", field="kinds"
+            )
         missing = [line for kind in wanted for line in by_kind[kind]]
         if missing:
             raise AssertionError(

@@ -73,6 +73,7 @@ from incident_flow.clock import FakeClock
 from incident_flow.errors import (
     IncidentFlowError,
     PermanentDeliveryError,
+    PluginError,
     RetryableDeliveryError,
     TransitionRefused,
 )
@@ -635,12 +636,14 @@ def check_plugin(
         The report; call :meth:`PluginReport.raise_for_problems` to fail a test with it.
 
     Raises:
-        ValueError: ``plugin`` does not implement ``incident_flow_event``.
-        incident_flow.errors.PluginError: ``plugin`` cannot be registered.
+        incident_flow.errors.PluginError: ``plugin`` cannot be registered, or does not
+            implement ``incident_flow_event``.
     """
     notifiers = PluginRegistry([plugin], entry_points=False).notifiers
     if not notifiers:
-        raise ValueError(f"{plugin!r} does not implement incident_flow_event")
+        raise PluginError(
+            f"{plugin!r} does not implement incident_flow_event; there is nothing to check"
+        )
     checker = _Checker(
         notifiers[0],
         api=api,

@@ -97,6 +97,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install incident-flow[testing]"
     ) from exc
 
+from incident_flow.errors import InvalidFieldError
 from incident_flow.testing._openapi import (
     HTTP_METHODS,
     LoadedSpec,
@@ -730,7 +731,11 @@ class VendorAPI:
             path = path[len(spec.base_path) :]
             operation, _ = spec.find(method, path)
         if operation is None:
-            raise ValueError(f"no operation {method.upper()} {path} in {spec.title}")
+            raise InvalidFieldError(
+                f"no operation {method.upper()} {path} in {spec.title}; use a path of the "
+                "description (a template such as /pages/{page_id}/incidents, or a concrete path)",
+                field="path",
+            )
         return operation, None if operation.template == path else path
 
     def _check_answer(self, operation: Operation, answer: Answer) -> None:
@@ -745,9 +750,10 @@ class VendorAPI:
         )
         if findings:
             problems = "; ".join(str(finding) for finding in findings)
-            raise ValueError(
+            raise InvalidFieldError(
                 f"answer {answer.status} for {operation.method} {operation.template} is not "
-                f"valid under {self.title}: {problems}"
+                f"valid under {self.title}: {problems}; start from example_response()",
+                field="json",
             )
 
     def respond(
@@ -775,8 +781,8 @@ class VendorAPI:
                 (None: from now on).
 
         Raises:
-            ValueError: no such operation, or the body is not valid under the description's
-                response schema for `status` (the message names the field at fault).
+            InvalidFieldError: no such operation, or the body is not valid under the
+                description's response schema for `status` (the message names the field).
         """
         operation, concrete = self._target(method, path)
         answer = Answer(status=status, json=json, headers=dict(headers or {}))
