@@ -122,7 +122,10 @@ def flow_lifecycle(flow: IncidentFlow, title: str = TITLE) -> Incident:
     incident_id = flow_to_mitigating(flow, title)
     flow.record_rollback(incident_id, by="bob", outcome="rolled back to 3.29")
     flow.post_status_update(
-        incident_id, "Identified: we are aware.", phase="identified", by="carol"
+        incident_id,
+        "Identified: we are aware. Questions: support@sourcegraph.com.",
+        phase="identified",
+        by="carol",
     )
     flow.resolve(incident_id, by="bob")
     flow.start_postmortem(incident_id, by="bob")
@@ -358,6 +361,7 @@ _FLOOR_GUARDS: dict[str, baselines.Guard] = {
     "release_not_paused": lambda inc, actor: True,
     "release_is_paused": lambda inc, actor: bool(inc["paused"]),
     "severity_differs": lambda inc, actor: True,
+    "page_open": lambda inc, actor: bool(inc["pages"]),
 }
 
 
@@ -386,6 +390,7 @@ def case_decision(settings: Settings) -> Result:
             "updates": list(incident.status_updates),
             "open_items": [],
             "paused": [],
+            "pages": [],
         }
         context = Context("resolve", "bob", flow.clock.now())
         unmet = [r.name for r in flow.requirements(incident_id, "resolve")]
@@ -475,7 +480,7 @@ def workload_decision(settings: Settings) -> tuple[Callable[[], object], Callabl
 
 # -- 4. a durable command on SQLite ------------------------------------------------------------
 
-_UPDATE = "Investigating: we are still on it."
+_UPDATE = "Investigating: we are still on it. Questions: support@sourcegraph.com."
 
 
 def _bare_connection(path: Path) -> sqlite3.Connection:
@@ -860,7 +865,10 @@ def _long_history(length: int) -> list[Event]:
         incident_id = flow_to_mitigating(flow)
         steps: list[Callable[[], object]] = [
             lambda: flow.post_status_update(
-                incident_id, "Investigating: still on it.", phase="investigating", by="carol"
+                incident_id,
+                "Investigating: still on it. Questions: support@sourcegraph.com.",
+                phase="investigating",
+                by="carol",
             ),
             lambda: flow.record_rollback(incident_id, by="bob", outcome="rolled back to 3.29"),
             lambda: flow.pause_release(incident_id, release="3.30", by="bob"),

@@ -189,7 +189,7 @@ def next_command(
         return lambda: flow.assign(i, "messenger", "carol", by="bob")
 
     def post() -> Incident:
-        text = f"Identified: update {incident.version + 1}"
+        text = f"Identified: update {incident.version + 1}. Questions: support@sourcegraph.com."
         return flow.post_status_update(i, text, phase="identified", by="carol")
 
     closing = incident.version >= _closing_after(i)

@@ -9,9 +9,10 @@ Subcommands:
     Prints the process (the handbook's, or a team's) as a Mermaid state diagram.
 ``show ID --db DB [--json]``, ``log ID --db DB [--json]``, ``list --db DB [--phase P]``
     Read an incident, its timeline, or all incidents. They never create a database.
-``worker --db DB [--plugin MODULE:ATTR …] [--once] […]``
-    Deliver the outbox's due rows to the installed plugins until stopped (SIGINT, SIGTERM), or
-    until nothing is due (``--once``). Several workers may share one database.
+``worker --db DB [--plugin MODULE:ATTR …] [--once] [--process MODULE:ATTR] […]``
+    Record the reminders that fall due and deliver the outbox's due rows to the installed
+    plugins until stopped (SIGINT, SIGTERM), or until nothing is due (``--once``). Several
+    workers may share one database.
 ``deliveries --db DB [--status S] [--plugin P] [--incident ID] [--retry] [--json]``
     List pending, failed and dead-lettered deliveries (flagging plugins not installed here), or
     requeue the failed and dead ones (``--retry``).
@@ -196,7 +197,7 @@ def _describe(incident: Incident, process: Process) -> list[str]:
 def _open_existing(args: argparse.Namespace, **options: Any) -> IncidentFlow:
     """A flow over the database ``--db`` names, which must exist: reading never creates one."""
     store = open_store(args.db, schema=args.schema, create=False)
-    return IncidentFlow(store=store, entry_points=False, deliver=False, **options)
+    return IncidentFlow(store=store, entry_points=False, deliver=False, reminders=False, **options)
 
 
 # -- subcommands -----------------------------------------------------------------------------------
@@ -412,7 +413,25 @@ def _worker(args: argparse.Namespace) -> int:
             "incident_flow) or pass --plugin MODULE:ATTR"
         )
     store = open_store(args.db, schema=args.schema, create=False)
+    reminders: IncidentFlow | None = None
+    if not args.no_reminders:
+        # Reminders are recorded by a flow over the same store and plugins, so that they get
+        # an outbox row for each plugin like any other event. Several workers may do this at
+        # once: each reminder is still recorded once.
+        process = HANDBOOK if args.process is None else _import_process(args.process)
+        reminders = IncidentFlow(
+            process=process,
+            store=store,
+            plugins=registry,
+            deliver=False,
+            reminders=not args.once,
+            reminder_interval=args.reminder_interval,
+        )
     try:
+        if reminders is not None and args.once:
+            fired = reminders.fire_reminders()
+            if fired:
+                print(f"recorded {len(fired)} reminder(s) that fell due", file=sys.stderr)
         worker = DeliveryWorker(
             store,
             registry,
@@ -448,7 +467,10 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     finally:
-        store.close()
+        if reminders is not None:
+            reminders.shutdown()  # stops the reminder loop and closes the store
+        else:
+            store.close()
     return 0
 
 
@@ -624,6 +646,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--poll", type=_seconds, default=1.0, help="seconds between looks (default 1)"
+    )
+    worker.add_argument(
+        "--process",
+        type=_process_spec,
+        metavar="MODULE:ATTR",
+        help="the team's Process whose reminders to record (default: the handbook's)",
+    )
+    worker.add_argument(
+        "--reminder-interval",
+        type=_seconds,
+        default=5.0,
+        help="seconds between looks for reminders that fell due (default 5)",
+    )
+    worker.add_argument(
+        "--no-reminders",
+        action="store_true",
+        help="only deliver; leave recording reminders to other workers",
     )
     worker.set_defaults(run=_worker)
 

@@ -32,6 +32,7 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "TimeWentBackwardsError",
+    "TimelineError",
     "TransitionRefused",
     "UnknownChecklistItemError",
     "UnknownEventTypeError",
@@ -95,6 +96,16 @@ class UnknownChecklistItemError(ValidationError, LookupError):
 
 class UnknownPhaseError(ValidationError, LookupError):
     """A phase name is not one of the process's phases (or status-page phases, for a post)."""
+
+
+class TimelineError(ValidationError):
+    """Raised when a timeline file for an audit is malformed: ``line`` (when known) and ``field``
+    say where, and the message what a correct entry looks like."""
+
+    def __init__(self, message: str, *, field: str | None = None, line: int | None = None) -> None:
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(f"{where}{message}", field=field)
+        self.line = line
 
 
 class UnknownIncidentError(IncidentFlowError, LookupError):

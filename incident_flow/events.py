@@ -20,10 +20,15 @@ import attrs
 
 from incident_flow.errors import CorruptEventError
 from incident_flow.model import (
+    ActionRecord,
     ChecklistItem,
+    Finding,
+    FollowUp,
     Incident,
     IncidentDraft,
     ItemState,
+    Page,
+    Reminder,
     Rollback,
     Severity,
     StatusUpdate,
@@ -38,11 +43,15 @@ __all__ = [
     "ChecklistItemWaived",
     "Event",
     "FalsePositiveMarked",
+    "FollowUpAdded",
     "IncidentDeclared",
     "OwnershipAcknowledged",
+    "PageAcknowledged",
+    "PageSent",
     "PhaseChanged",
     "ReleasePaused",
     "ReleaseResumed",
+    "ReminderDue",
     "RoleAssigned",
     "RollbackRecorded",
     "SeverityChanged",
@@ -171,7 +180,16 @@ class OwnershipAcknowledged(Event):
     """OwnershipAcknowledged: the Incident Lead said "I'm on it"."""
 
     def _changes(self, incident: Incident) -> dict[str, Any]:
-        return {"lead_acknowledged_by": self.actor}
+        changes: dict[str, Any] = {"lead_acknowledged_by": self.actor}
+        if any(page.is_open and page.target == self.actor for page in incident.pages):
+            # The person paged took the lead and said "I'm on it": that answers their page.
+            changes["pages"] = tuple(
+                attrs.evolve(page, acknowledged_by=self.actor, acknowledged_at=self.at)
+                if page.is_open and page.target == self.actor
+                else page
+                for page in incident.pages
+            )
+        return changes
 
 
 @attrs.frozen(kw_only=True)
@@ -207,7 +225,10 @@ class ActionTaken(Event):
     arguments: dict[str, str] = attrs.field(factory=dict)
 
     def _changes(self, incident: Incident) -> dict[str, Any]:
-        return {}
+        record = ActionRecord(
+            self.action, MappingProxyType(dict(self.arguments)), self.at, self.actor
+        )
+        return {"team_actions": (*incident.team_actions, record)}
 
 
 @attrs.frozen(kw_only=True)
@@ -224,9 +245,15 @@ class RollbackRecorded(Event):
 
 @attrs.frozen(kw_only=True)
 class ReleasePaused(Event):
-    """ReleasePaused: a release is on hold; delivery, support and CE must be told."""
+    """ReleasePaused: a release is on hold; the groups in ``alert`` must be told.
+
+    The handbook's groups are delivery, customer support and customer engineering
+    (``@delivery-support``, ``@cs``, ``@ce``); a process sets its own in
+    :attr:`CommsPolicy.release_pause_groups <incident_flow.comms.CommsPolicy.release_pause_groups>`.
+    """
 
     release: str
+    alert: tuple[str, ...] = ()
 
     def _changes(self, incident: Incident) -> dict[str, Any]:
         return {"paused_releases": (*incident.paused_releases, self.release)}
@@ -244,13 +271,19 @@ class ReleaseResumed(Event):
 
 @attrs.frozen(kw_only=True)
 class StatusUpdatePosted(Event):
-    """StatusUpdatePosted: a post for customers, with its status-page phase."""
+    """StatusUpdatePosted: a post for customers, with its status-page phase.
+
+    ``findings`` are the communication rules the post departs from that the process only
+    records (a rule that refuses would have stopped the post); an adapter that publishes posts
+    may hold back a post with findings.
+    """
 
     text: str
     status_phase: str
+    findings: tuple[Finding, ...] = ()
 
     def _changes(self, incident: Incident) -> dict[str, Any]:
-        update = StatusUpdate(self.text, self.status_phase, self.at, self.actor)
+        update = StatusUpdate(self.text, self.status_phase, self.at, self.actor, self.findings)
         return {"status_updates": (*incident.status_updates, update)}
 
 
@@ -275,6 +308,96 @@ class FalsePositiveMarked(Event):
         return {"false_positive": True, "false_positive_reason": self.reason}
 
 
+@attrs.frozen(kw_only=True)
+class FollowUpAdded(Event):
+    """FollowUpAdded: work to do after the incident, for the post-mortem and its follow-up
+    issues; its id is ``followup-<version>``."""
+
+    title: str
+    owner: str | None = None
+
+    @property
+    def follow_up_id(self) -> str:
+        """The id of the follow-up this event added."""
+        return f"followup-{self.version}"
+
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        follow_up = FollowUp(self.follow_up_id, self.title, self.owner, self.at, self.actor)
+        return {"follow_ups": (*incident.follow_ups, follow_up)}
+
+
+@attrs.frozen(kw_only=True)
+class PageSent(Event):
+    """PageSent: someone paged a team, a schedule or a person (``/genie alert … for …``).
+
+    The page's id is ``page-<version>``; an unacknowledged page escalates (see
+    :mod:`incident_flow.timers`).
+    """
+
+    target: str
+    message: str
+
+    @property
+    def page_id(self) -> str:
+        """The id of the page this event sent."""
+        return f"page-{self.version}"
+
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        page = Page(self.page_id, self.target, self.message, self.at, self.actor)
+        return {"pages": (*incident.pages, page)}
+
+
+@attrs.frozen(kw_only=True)
+class PageAcknowledged(Event):
+    """PageAcknowledged: the page ``page_id`` was answered by ``actor``."""
+
+    page_id: str
+
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        pages = tuple(
+            attrs.evolve(page, acknowledged_by=self.actor, acknowledged_at=self.at)
+            if page.id == self.page_id
+            else page
+            for page in incident.pages
+        )
+        return {"pages": pages}
+
+
+@attrs.frozen(kw_only=True)
+class ReminderDue(Event):
+    """ReminderDue: a reminder fell due and is recorded, once, for plugins to pass on.
+
+    ``reminder`` names the kind (``status_update_due``, ``page_unacknowledged``,
+    ``announcement_day``, ``release_paused_status_post`` or a team's own); ``key`` is unique
+    per occurrence, so the same reminder is never recorded twice. ``at`` is when it was
+    recorded, ``due_at`` when it fell due; ``missed`` counts earlier occurrences that were
+    overdue by then and are covered by this one. ``actor`` is ``incident-flow``.
+    """
+
+    reminder: str
+    key: str
+    due_at: datetime
+    recipient: str
+    person: str | None = None
+    subject: str = ""
+    message: str = ""
+    missed: int = 0
+
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        reminder = Reminder(
+            self.reminder,
+            self.key,
+            self.due_at,
+            self.at,
+            self.recipient,
+            self.person,
+            self.subject,
+            self.message,
+            self.missed,
+        )
+        return {"reminders": (*incident.reminders, reminder)}
+
+
 def _set_item(incident: Incident, name: str, item: ChecklistItem) -> tuple[ChecklistItem, ...]:
     return tuple(item if entry.name == name else entry for entry in incident.checklist)
 
@@ -288,10 +411,17 @@ class ChecklistItemCompleted(Event):
     """ChecklistItemCompleted: a post-mortem checklist item is done."""
 
     item: str
+    link: str | None = None
+    """Where the result is (the post-mortem document, an issue), when given."""
 
     def _changes(self, incident: Incident) -> dict[str, Any]:
         done = ChecklistItem(
-            self.item, _required(incident, self.item), ItemState.DONE, self.actor, self.at
+            self.item,
+            _required(incident, self.item),
+            ItemState.DONE,
+            self.actor,
+            self.at,
+            link=self.link,
         )
         return {"checklist": _set_item(incident, self.item, done)}
 

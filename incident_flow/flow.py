@@ -19,13 +19,16 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from incident_flow.clock import Clock, SystemClock, ensure_utc
+from incident_flow.comms import StatusPost
 from incident_flow.delivery import DEFAULT_LEASE, DEFAULT_TIMEOUT, DeliveryWorker, RetryPolicy
 from incident_flow.errors import (
     ConcurrencyConflict,
     DuplicateIncidentError,
+    IncidentFlowError,
     InvalidActorError,
     InvalidFieldError,
     InvalidTimestampError,
+    PluginError,
     TimeWentBackwardsError,
     TransitionRefused,
     UnknownChecklistItemError,
@@ -37,11 +40,15 @@ from incident_flow.events import (
     ChecklistItemWaived,
     Event,
     FalsePositiveMarked,
+    FollowUpAdded,
     IncidentDeclared,
     OwnershipAcknowledged,
+    PageAcknowledged,
+    PageSent,
     PhaseChanged,
     ReleasePaused,
     ReleaseResumed,
+    ReminderDue,
     RoleAssigned,
     RollbackRecorded,
     SeverityChanged,
@@ -49,12 +56,13 @@ from incident_flow.events import (
     WarningRecorded,
     fold,
 )
-from incident_flow.model import Incident, Severity
+from incident_flow.model import Finding, Incident, Role, Severity
 from incident_flow.plugins import PluginLoadFailure, PluginRegistry
 from incident_flow.process import HANDBOOK, Decision, Process
 from incident_flow.requirements import Context, Requirement
 from incident_flow.store.base import Delivery, DeliveryStatus, Store
 from incident_flow.store.memory import MemoryStore
+from incident_flow.timers import ENGINE, RELEASE_PAUSED_POST, Due, due_reminders, next_reminder
 
 __all__ = ["IncidentFlow", "retry_on_conflict"]
 
@@ -63,6 +71,8 @@ logger = logging.getLogger("incident_flow")
 MAX_TITLE = 200
 MAX_TEXT = 10_000
 CONFLICT_RETRIES = 10
+REMINDER_INTERVAL = 5.0
+"""Seconds between two looks for due reminders, by default."""
 CONFLICT_BACKOFF = 0.002
 """Seconds before the first retry after a conflict; doubled each time, with full jitter."""
 
@@ -75,16 +85,30 @@ _EFFECTS: dict[str, _Effect] = {
     "record_rollback": lambda inc, p: [
         (RollbackRecorded, {"outcome": p["outcome"], "succeeded": p["succeeded"]})
     ],
-    "pause_release": lambda inc, p: [(ReleasePaused, {"release": p["release"]})],
+    "page": lambda inc, p: [(PageSent, {"target": p["target"], "message": p["message"]})],
+    "acknowledge_page": lambda inc, p: [(PageAcknowledged, {"page_id": p["page"]})],
+    "pause_release": lambda inc, p: [
+        (ReleasePaused, {"release": p["release"], "alert": p["alert"]})
+    ],
     "resume_release": lambda inc, p: [(ReleaseResumed, {"release": p["release"]})],
     "post_status_update": lambda inc, p: [
-        (StatusUpdatePosted, {"text": p["text"], "status_phase": p["phase"]})
+        (
+            StatusUpdatePosted,
+            {
+                "text": p["text"],
+                "status_phase": p["phase"],
+                "findings": tuple(f for f in p["findings"] if not f.refused),
+            },
+        )
     ],
     "change_severity": lambda inc, p: [
         (SeverityChanged, {"severity": p["severity"], "previous": inc.severity})
     ],
     "mark_false_positive": lambda inc, p: [(FalsePositiveMarked, {"reason": p["reason"]})],
-    "complete_item": lambda inc, p: [(ChecklistItemCompleted, {"item": p["item"]})],
+    "complete_item": lambda inc, p: [
+        (ChecklistItemCompleted, {"item": p["item"], "link": p.get("link")})
+    ],
+    "add_follow_up": lambda inc, p: [(FollowUpAdded, {"title": p["title"], "owner": p["owner"]})],
     "waive_item": lambda inc, p: [
         (ChecklistItemWaived, {"item": p["item"], "reason": p["reason"]})
     ],
@@ -178,7 +202,8 @@ class IncidentFlow:
     Args:
         process: the process to follow; the handbook's by default.
         store: where events live; a fresh :class:`~incident_flow.store.MemoryStore` by default.
-        plugins: plugin objects or modules to register besides the entry points.
+        plugins: plugin objects or modules to register besides the entry points, or a
+            :class:`~incident_flow.plugins.PluginRegistry` to use as it is.
         clock: where the time comes from; the system clock (UTC) by default.
         entry_points: load plugins from the ``incident_flow`` entry-point group.
         snapshot_cache: how many incidents' latest states to keep folded in memory (the least
@@ -193,6 +218,11 @@ class IncidentFlow:
         conflict_retries: times a command that lost a race to another writer is decided again
             on the new state before :class:`~incident_flow.errors.ConcurrencyConflict` reaches
             the caller (0: at once; see :func:`retry_on_conflict`).
+        reminders: look for reminders that fell due (:meth:`fire_reminders`) in the
+            background, every ``reminder_interval`` seconds. Turn it off where time is moved
+            by hand (tests call :meth:`fire_reminders` themselves) or when ``incident-flow
+            worker`` processes do it.
+        reminder_interval: seconds between two looks for due reminders.
 
     A flow is thread-safe. Shut it down (or use it as a context manager) to let deliveries in
     hand finish and stop the delivery threads; the store is closed with it.
@@ -203,7 +233,7 @@ class IncidentFlow:
         *,
         process: Process = HANDBOOK,
         store: Store | None = None,
-        plugins: Iterable[object] = (),
+        plugins: Iterable[object] | PluginRegistry = (),
         clock: Clock | None = None,
         entry_points: bool = True,
         snapshot_cache: int = 10_000,
@@ -212,11 +242,17 @@ class IncidentFlow:
         deliver: bool = True,
         delivery_lease: float = DEFAULT_LEASE,
         conflict_retries: int = CONFLICT_RETRIES,
+        reminders: bool = True,
+        reminder_interval: float = REMINDER_INTERVAL,
     ) -> None:
         self.process = process
         self.store: Store = store if store is not None else MemoryStore()
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.plugins = PluginRegistry(plugins, entry_points=entry_points)
+        self.plugins = (
+            plugins
+            if isinstance(plugins, PluginRegistry)
+            else PluginRegistry(plugins, entry_points=entry_points)
+        )
         self.worker = DeliveryWorker(
             self.store,
             self.plugins,
@@ -245,6 +281,23 @@ class IncidentFlow:
             )
         self._snapshot_limit = snapshot_cache
         self._snapshot_lock = threading.Lock()
+        if (
+            not isinstance(reminder_interval, int | float)
+            or isinstance(reminder_interval, bool)
+            or not reminder_interval > 0
+        ):
+            raise InvalidFieldError(
+                f"reminder_interval must be a number of seconds > 0, not {reminder_interval!r}",
+                field="reminder_interval",
+            )
+        self._reminder_interval = float(reminder_interval)
+        self._stop_reminders = threading.Event()
+        self._reminder_thread: threading.Thread | None = None
+        if reminders:
+            self._reminder_thread = threading.Thread(
+                target=self._remind, name="incident-flow-reminders", daemon=True
+            )
+            self._reminder_thread.start()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -258,6 +311,9 @@ class IncidentFlow:
         """Deliver what is due (for up to ``timeout`` seconds in all), hand what is left back to
         the outbox for the next worker, and close the store."""
         deadline = time.monotonic() + timeout
+        self._stop_reminders.set()
+        if self._reminder_thread is not None:
+            self._reminder_thread.join(timeout)
         if self._deliver:
             self.worker.drain(timeout)
         self.worker.stop(max(0.0, deadline - time.monotonic()))
@@ -368,7 +424,11 @@ class IncidentFlow:
         action = _action(action)
         incident = self.get(incident_id)
         actor = by if by is not None else (incident.lead or incident.roles.get("reporter", ""))
-        context = Context(action, actor, self.clock.now(), payload)
+        now = self.clock.now()
+        if action == "post_status_update" and "text" in payload and "phase" in payload:
+            payload = self._status_payload(payload["text"], payload["phase"])
+            payload["findings"] = self._review(incident, payload, now)
+        context = Context(action, actor, now, payload)
         return list(self._decide(incident, context).unmet)
 
     def available_actions(self, incident_id: str, *, by: str | None = None) -> builtins.list[str]:
@@ -383,6 +443,23 @@ class IncidentFlow:
             for action in self.process.actions_in(incident.phase)
             if self._decide(incident, Context(action, actor, now)).allowed
         ]
+
+    def next_reminder(self, incident_id: str) -> Due | None:
+        """The next reminder to fall due on the incident (it may be overdue already), or None
+        when none will as things stand (see :mod:`incident_flow.timers`)."""
+        return next_reminder(self.get(incident_id), self.process)
+
+    def review_status_post(
+        self, incident_id: str, text: str, *, phase: str
+    ) -> builtins.list[Finding]:
+        """Check a status-page post against the communication rules without posting it.
+
+        Returns every finding, each marked ``refused`` when the process would refuse the post
+        for it (see :mod:`incident_flow.comms`).
+        """
+        incident = self.get(incident_id)
+        payload = self._status_payload(text, phase)
+        return list(self._review(incident, payload, self.clock.now()))
 
     def who_is_on_call(self, schedule: str | None = None) -> str | None:
         """Ask the plugins who is on call for ``schedule`` (``/genie whoisoncall``)."""
@@ -432,8 +509,16 @@ class IncidentFlow:
             checklist=self._checklist,
         )
         incident = event.apply(None)
+        events: builtins.list[Event] = [event]
+        steps = [incident]
+        for reminder in self._reminder_events(
+            incident, due_reminders(incident, self.process, moment), moment
+        ):
+            incident = reminder.apply(incident)
+            events.append(reminder)
+            steps.append(incident)
         try:
-            self._commit(None, [event], [incident])
+            self._commit(None, events, steps)
         except ConcurrencyConflict as conflict:
             raise DuplicateIncidentError(f"incident id {new_id!r} is already taken") from conflict
         self._remember(incident)
@@ -453,6 +538,41 @@ class IncidentFlow:
     def acknowledge(self, incident_id: str, *, by: str, at: datetime | None = None) -> Incident:
         """The Incident Lead acknowledges ownership ("I'm on it")."""
         return self._run(incident_id, "acknowledge", by, at, {})
+
+    def page(
+        self,
+        incident_id: str,
+        target: str,
+        *,
+        by: str,
+        message: str = "",
+        at: datetime | None = None,
+    ) -> Incident:
+        """Page ``target``, a team, schedule or person on call (``/genie alert … for …``).
+
+        The page gets the id ``page-<version>``; if nobody acknowledges it within the process's
+        ``page_ack_within`` (10 minutes), a ``page_unacknowledged`` reminder escalates it.
+        """
+        payload = {
+            "target": _text(target, "target", limit=MAX_TITLE),
+            "message": _text(message, "message", empty_ok=True),
+        }
+        return self._run(incident_id, "page", by, at, payload)
+
+    def acknowledge_page(
+        self, incident_id: str, page: str | None = None, *, by: str, at: datetime | None = None
+    ) -> Incident:
+        """``by`` answers a page. ``page`` may be left out when ``by`` is the target of an
+        open page, or when only one page is open.
+
+        Raises:
+            InvalidFieldError: ``page`` is left out and it is not clear which page is meant.
+        """
+        actor = _actor(by)
+        if page is None:
+            page = self._page_for(self.get(incident_id), actor)
+        payload = {"page": _text(page, "page", limit=MAX_TITLE)}
+        return self._run(incident_id, "acknowledge_page", actor, at, payload)
 
     def triage(self, incident_id: str, *, by: str, at: datetime | None = None) -> Incident:
         """Mark the incident triaged."""
@@ -482,8 +602,16 @@ class IncidentFlow:
     def pause_release(
         self, incident_id: str, *, release: str, by: str, at: datetime | None = None
     ) -> Incident:
-        """Pause ``release`` because of this incident."""
-        payload = {"release": _text(release, "release", limit=MAX_TITLE)}
+        """Pause ``release`` because of this incident.
+
+        The event names the groups to alert (the process's ``comms.release_pause_groups``:
+        delivery, customer support and customer engineering), and a
+        ``release_paused_status_post`` reminder asks the messenger to post on the status page.
+        """
+        payload = {
+            "release": _text(release, "release", limit=MAX_TITLE),
+            "alert": self.process.comms.release_pause_groups,
+        }
         return self._run(incident_id, "pause_release", by, at, payload)
 
     def resume_release(
@@ -496,9 +624,19 @@ class IncidentFlow:
     def post_status_update(
         self, incident_id: str, text: str, *, phase: str, by: str, at: datetime | None = None
     ) -> Incident:
-        """Post a status-page update for customers, with its status phase (``identified``…)."""
-        payload = {"text": _text(text, "text"), "phase": self.process.check_status_phase(phase)}
-        return self._run(incident_id, "post_status_update", by, at, payload)
+        """Post a status-page update for customers, with its status phase (``identified``…).
+
+        The post is checked against the process's communication rules (and plugins'): a rule
+        the process makes refusing refuses the post with :class:`TransitionRefused` (one
+        requirement ``comms:<rule>`` per finding); the others are recorded on the post as
+        findings. See :mod:`incident_flow.comms`.
+
+        Raises:
+            UnknownPhaseError: ``phase`` is not a status phase of the process, nor mapped to one.
+        """
+        return self._run(
+            incident_id, "post_status_update", by, at, self._status_payload(text, phase)
+        )
 
     def change_severity(
         self, incident_id: str, severity: Severity | str, *, by: str, at: datetime | None = None
@@ -530,10 +668,37 @@ class IncidentFlow:
         return self.transition(incident_id, "start_postmortem", by=by, at=at)
 
     def complete_item(
-        self, incident_id: str, item: str, *, by: str, at: datetime | None = None
+        self,
+        incident_id: str,
+        item: str,
+        *,
+        by: str,
+        link: str | None = None,
+        at: datetime | None = None,
     ) -> Incident:
-        """Mark a post-mortem checklist item done."""
-        return self._run(incident_id, "complete_item", by, at, {"item": item}, check_item=True)
+        """Mark a post-mortem checklist item done; ``link`` says where its result is (the
+        post-mortem document, an issue)."""
+        payload: dict[str, Any] = {"item": item}
+        if link is not None:
+            payload["link"] = _text(link, "link", limit=MAX_TITLE * 10)
+        return self._run(incident_id, "complete_item", by, at, payload, check_item=True)
+
+    def add_follow_up(
+        self,
+        incident_id: str,
+        title: str,
+        *,
+        by: str,
+        owner: str | None = None,
+        at: datetime | None = None,
+    ) -> Incident:
+        """Note follow-up work for after the incident (it becomes a follow-up issue); its id is
+        ``followup-<version>``."""
+        payload = {
+            "title": _text(title, "title", limit=MAX_TITLE),
+            "owner": None if owner is None else _actor(owner, "owner"),
+        }
+        return self._run(incident_id, "add_follow_up", by, at, payload)
 
     def waive_item(
         self, incident_id: str, item: str, *, reason: str, by: str, at: datetime | None = None
@@ -603,7 +768,10 @@ class IncidentFlow:
                     field="item",
                 )
             moment = self._moment(incident, at)
-            context = Context(action, actor, moment, payload)
+            arguments = payload
+            if action == "post_status_update":
+                arguments = {**payload, "findings": self._review(incident, payload, moment)}
+            context = Context(action, actor, moment, arguments)
             decision = self._decide(incident, context)
             if not decision.allowed:
                 raise TransitionRefused(incident_id, action, incident.phase, decision.unmet)
@@ -629,6 +797,16 @@ class IncidentFlow:
         if decision.unmet and decision.unmet[0].name == "phase":
             return decision
         extra = self.plugins.requirements(incident, context.action, context)
+        findings: Sequence[Finding] = context.payload.get("findings", ())
+        if context.action == "post_status_update" and findings:
+            extra = [
+                *(
+                    Requirement(f"comms:{finding.rule}", finding.message, finding.handbook_ref)
+                    for finding in findings
+                    if finding.refused
+                ),
+                *extra,
+            ]
         if extra:
             return Decision(
                 decision.action,
@@ -646,6 +824,8 @@ class IncidentFlow:
         changes_phase = decision.dest is not None and decision.dest != incident.phase
         if effect is not None:
             specs = effect(incident, context.payload)
+            if decision.action == "pause_release":
+                specs.append(self._release_reminder(incident, context))
         elif context.payload or not changes_phase:
             # A team's own action leaves a trace even when the phase stays the same.
             specs = [(ActionTaken, {"action": decision.action, "arguments": dict(context.payload)})]
@@ -702,6 +882,141 @@ class IncidentFlow:
         )
         if deliveries and self._deliver:
             self.worker.wake(list(zip(events, steps, strict=True)))
+
+    # -- reminders ------------------------------------------------------------------------------
+
+    def fire_reminders(self, incident_id: str | None = None) -> builtins.list[ReminderDue]:
+        """Record the reminders that fell due by now on one incident, or on every incident that
+        is not in a terminal phase, and return the events recorded.
+
+        Each occurrence is recorded once, however many flows or workers call this at the same
+        moment: the append checks the incident's version, and a loser of that race decides
+        again on the new state, where the reminder is already recorded. The background loop
+        of the flow (``reminders=True``) and ``incident-flow worker`` call this; with a
+        :class:`~incident_flow.clock.FakeClock`, call it after moving the clock.
+        """
+        if incident_id is not None:
+            ids: Iterable[str] = [self._id(incident_id)]
+        else:
+            ids = [
+                found
+                for phase in self.process.phases
+                if not phase.terminal
+                for found in self.store.incident_ids(phase=phase.name)
+            ]
+        recorded: builtins.list[ReminderDue] = []
+        for each in ids:
+            recorded.extend(self._fire(each))
+        return recorded
+
+    def _fire(self, incident_id: str) -> builtins.list[ReminderDue]:
+        for attempt in range(self._attempts):
+            incident = self._latest(incident_id, trust_cache=False)
+            now = max(self.clock.now(), incident.updated_at)
+            dues = due_reminders(incident, self.process, now)
+            if not dues:
+                return []
+            events = self._reminder_events(incident, dues, now)
+            steps: builtins.list[Incident] = []
+            current = incident
+            for event in events:
+                current = event.apply(current)
+                steps.append(current)
+            try:
+                self._commit(incident, events, steps)
+            except ConcurrencyConflict:
+                self._forget(incident_id)  # someone else wrote (perhaps these very reminders)
+                if attempt:
+                    time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
+                continue
+            self._remember(current)
+            return events
+        logger.warning("reminders of %s not recorded: the incident kept changing", incident_id)
+        return []
+
+    def _remind(self) -> None:
+        while not self._stop_reminders.wait(self._reminder_interval):
+            try:
+                self.fire_reminders()
+            except Exception:  # the loop must outlive a store hiccup; it tries again later
+                logger.exception("looking for due reminders failed")
+
+    @staticmethod
+    def _reminder_events(
+        incident: Incident, dues: Sequence[Due], at: datetime
+    ) -> builtins.list[ReminderDue]:
+        return [
+            ReminderDue(
+                incident_id=incident.id,
+                version=incident.version + offset,
+                at=at,
+                actor=ENGINE,
+                reminder=due.reminder,
+                key=due.key,
+                due_at=due.due_at,
+                recipient=due.recipient,
+                person=due.person,
+                subject=due.subject,
+                message=due.message,
+                missed=due.missed,
+            )
+            for offset, due in enumerate(dues, start=1)
+        ]
+
+    def _release_reminder(self, incident: Incident, context: Context) -> _EventSpec:
+        release = context.payload["release"]
+        stamp = context.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        groups = ", ".join(context.payload["alert"]) or "the teams that plan releases"
+        return (
+            ReminderDue,
+            {
+                "reminder": RELEASE_PAUSED_POST,
+                "key": f"{RELEASE_PAUSED_POST}:{release}:{stamp}",
+                "due_at": context.at,
+                "recipient": str(Role.MESSENGER),
+                "person": incident.messenger,
+                "subject": release,
+                "message": (
+                    f"release {release} is paused: post on the status page for customers; the "
+                    f"lead alerts {groups}"
+                ),
+            },
+        )
+
+    # -- status posts ---------------------------------------------------------------------------
+
+    def _status_payload(self, text: object, phase: object) -> dict[str, Any]:
+        if not isinstance(phase, str):
+            raise InvalidFieldError(
+                f"phase must be a status phase's name, not {phase!r}", field="phase"
+            )
+        return {"text": _text(text, "text"), "phase": self.process.check_status_phase(phase)}
+
+    def _review(
+        self, incident: Incident, payload: Mapping[str, Any], at: datetime
+    ) -> tuple[Finding, ...]:
+        post = StatusPost(payload["text"], payload["phase"], not incident.status_updates, at)
+        rules = self.plugins.status_rules()
+        try:
+            return self.process.comms.review(post, rules)
+        except IncidentFlowError:
+            raise
+        except Exception as error:
+            raise PluginError(f"a status-post rule raised: {error!r}") from error
+
+    @staticmethod
+    def _page_for(incident: Incident, actor: str) -> str:
+        open_pages = incident.open_pages
+        for page in open_pages:
+            if page.target == actor:
+                return page.id
+        if len(open_pages) == 1:
+            return open_pages[0].id
+        listed = ", ".join(f"{p.id} ({p.target})" for p in open_pages) or "none"
+        raise InvalidFieldError(
+            f"say which page {actor} acknowledges: open pages of {incident.id}: {listed}",
+            field="page",
+        )
 
     # -- the snapshot cache ---------------------------------------------------------------------
 

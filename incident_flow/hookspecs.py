@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from incident_flow.comms import Rule
     from incident_flow.events import Event
     from incident_flow.model import Incident
     from incident_flow.requirements import Context, Requirement
@@ -23,6 +24,7 @@ __all__ = [
     "hookspec",
     "incident_flow_event",
     "incident_flow_requirements",
+    "incident_flow_status_rules",
     "incident_flow_who_is_on_call",
 ]
 
@@ -73,6 +75,21 @@ def incident_flow_requirements(
     :param action: the action's name, such as ``"resolve"``.
     :param context: the actor, the time and the command's arguments (``context.payload``).
     :return: the unmet requirements, or None.
+    """
+
+
+@hookspec
+def incident_flow_status_rules() -> Iterable[Rule] | None:
+    """Policy: add communication rules that every status-page post is checked against.
+
+    Asked once per flow, the first time a post is checked; the rules are then kept. Each
+    :class:`~incident_flow.comms.Rule` says whether a departure refuses the post
+    (``refuses=True``) or is only recorded on it as a finding; the process's
+    :class:`~incident_flow.comms.CommsPolicy` can override that by rule name. A rule's check
+    that raises fails the post with :class:`~incident_flow.errors.PluginError`, writing nothing;
+    so does a name that another rule already has.
+
+    :return: the rules to add, or None.
     """
 
 

@@ -18,10 +18,15 @@ import attrs
 from incident_flow.errors import InvalidSeverityError, MinorIssueError
 
 __all__ = [
+    "ActionRecord",
     "ChecklistItem",
+    "Finding",
+    "FollowUp",
     "Incident",
     "ItemState",
+    "Page",
     "Phase",
+    "Reminder",
     "Role",
     "Rollback",
     "Severity",
@@ -95,13 +100,29 @@ class ItemState(enum.StrEnum):
 
 
 @attrs.frozen
+class Finding:
+    """Where a status-page post departs from a communication rule (:mod:`incident_flow.comms`)."""
+
+    rule: str
+    """The rule's name, such as ``utc_only``."""
+    message: str
+    """What is wrong and what to write instead."""
+    excerpt: str = ""
+    """The words of the post at fault, when the rule can point at them."""
+    refused: bool = False
+    """True when the process refuses a post with this finding; False when it is only recorded."""
+    handbook_ref: str = "Messenger roles and responsibilities"
+
+
+@attrs.frozen
 class StatusUpdate:
-    """A post for customers on the status page."""
+    """A post for customers on the status page, with the rule findings recorded against it."""
 
     text: str
     phase: str
     at: datetime
     by: str
+    findings: tuple[Finding, ...] = ()
 
 
 @attrs.frozen
@@ -124,11 +145,75 @@ class ChecklistItem:
     by: str | None = None
     at: datetime | None = None
     reason: str | None = None
+    link: str | None = None
+    """Where the result is, when completing the item pointed at it (a document, an issue)."""
 
     @property
     def is_open(self) -> bool:
         """True while the item is neither done nor waived."""
         return self.state is ItemState.OPEN
+
+
+@attrs.frozen
+class Page:
+    """A page sent to someone on call (``/genie alert … for <team or person>``)."""
+
+    id: str
+    """Unique within the incident: ``page-<version of the event that sent it>``."""
+    target: str
+    """The team, schedule or person paged."""
+    message: str
+    at: datetime
+    by: str
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """True until someone acknowledged the page."""
+        return self.acknowledged_at is None
+
+
+@attrs.frozen
+class Reminder:
+    """A reminder that fell due and was recorded (see :mod:`incident_flow.timers`)."""
+
+    name: str
+    key: str
+    """Unique per occurrence: the same reminder never fires twice."""
+    due_at: datetime
+    at: datetime
+    recipient: str
+    """The role to remind (``messenger``), or a team or contact when no role fits."""
+    person: str | None
+    """Who held that role when the reminder fell due, if anyone."""
+    subject: str = ""
+    """What the reminder is about, when there can be several (a page id, a release)."""
+    message: str = ""
+    missed: int = 0
+    """Earlier occurrences of the same reminder that were overdue when it was recorded."""
+
+
+@attrs.frozen
+class FollowUp:
+    """Follow-up work noted for after the incident (the post-mortem's follow-up issues)."""
+
+    id: str
+    """Unique within the incident: ``followup-<version of the event that added it>``."""
+    title: str
+    owner: str | None
+    at: datetime
+    by: str
+
+
+@attrs.frozen
+class ActionRecord:
+    """A team's own action (one the handbook does not have), with its arguments."""
+
+    action: str
+    arguments: Mapping[str, str]
+    at: datetime
+    by: str
 
 
 @attrs.frozen
@@ -167,6 +252,10 @@ class Incident:
     false_positive: bool = False
     false_positive_reason: str | None = None
     warnings: tuple[Warning, ...] = ()
+    pages: tuple[Page, ...] = ()
+    reminders: tuple[Reminder, ...] = ()
+    team_actions: tuple[ActionRecord, ...] = ()
+    follow_ups: tuple[FollowUp, ...] = ()
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
 
@@ -184,6 +273,22 @@ class Incident:
     def release_paused(self) -> bool:
         """True while at least one release is paused because of this incident."""
         return bool(self.paused_releases)
+
+    @property
+    def open_pages(self) -> tuple[Page, ...]:
+        """Pages nobody has acknowledged yet."""
+        return tuple(page for page in self.pages if page.is_open)
+
+    def page(self, page_id: str) -> Page | None:
+        """The page ``page_id``, or None."""
+        for page in self.pages:
+            if page.id == page_id:
+                return page
+        return None
+
+    def reminded(self, key: str) -> bool:
+        """True when the reminder occurrence ``key`` was already recorded."""
+        return any(reminder.key == key for reminder in self.reminders)
 
     def item(self, name: str) -> ChecklistItem | None:
         """The checklist item called ``name``, or None."""

@@ -24,6 +24,7 @@ import attrs
 import pluggy
 
 from incident_flow import hookspecs
+from incident_flow.comms import Rule
 from incident_flow.errors import PluginError
 from incident_flow.model import Incident
 from incident_flow.requirements import Context, Requirement
@@ -97,6 +98,7 @@ class PluginRegistry:
         self.failures: list[PluginLoadFailure] = []
         self._notifiers: tuple[Notifier, ...] | None = None
         self._has_policies = False
+        self._status_rules: tuple[Rule, ...] | None = None
         if os.environ.get("INCIDENT_FLOW_TRACE_HOOKS") == "1":
             self.manager.trace.root.setwriter(logger.debug)
             self.manager.enable_tracing()
@@ -143,6 +145,7 @@ class PluginRegistry:
                 f"hooks are {', '.join(self.hook_names())}"
             ) from error
         self._notifiers = None
+        self._status_rules = None
         self._has_policies = bool(self.manager.hook.incident_flow_requirements.get_hookimpls())
         return name
 
@@ -193,6 +196,28 @@ class PluginRegistry:
                     )
                 unmet.append(requirement)
         return unmet
+
+    def status_rules(self) -> tuple[Rule, ...]:
+        """The communication rules plugins add (``incident_flow_status_rules``), in plugin order.
+
+        Raises:
+            PluginError: a plugin raised, or returned something that is not a
+                :class:`~incident_flow.comms.Rule`.
+        """
+        if self._status_rules is None:
+            caller = self.manager.hook.incident_flow_status_rules
+            try:
+                results = caller()
+            except Exception as error:
+                raise PluginError(f"a status rules hook raised: {error!r}") from error
+            rules: list[Rule] = []
+            for result in results:
+                for rule in result or ():
+                    if not isinstance(rule, Rule):
+                        raise PluginError(f"a status rules hook returned {rule!r}, not a Rule")
+                    rules.append(rule)
+            self._status_rules = tuple(rules)
+        return self._status_rules
 
     def who_is_on_call(self, schedule: str | None, at: datetime) -> str | None:
         """The first plugin's answer to who is on call, or None."""

@@ -20,9 +20,11 @@ from typing import Any
 import attrs
 from transitions import Machine
 
+from incident_flow.comms import HANDBOOK_COMMS, CommsPolicy
 from incident_flow.errors import ProcessDefinitionError, UnknownPhaseError, UnknownRoleError
 from incident_flow.model import Incident, Phase, Role
 from incident_flow.requirements import HANDBOOK_GUARDS, Context, Guard, Requirement
+from incident_flow.timers import ReminderRule, TimerPolicy
 
 __all__ = [
     "HANDBOOK",
@@ -147,6 +149,11 @@ class Process:
         default=("identified", "investigating", "resolved"), converter=_names
     )
     """The phases a status-page post may carry."""
+    comms: CommsPolicy = HANDBOOK_COMMS
+    """The rules status-page posts are checked against, which of them refuse a post, the
+    support address, release-pause groups and announcement days (see :mod:`incident_flow.comms`)."""
+    timers: TimerPolicy = attrs.field(factory=TimerPolicy)
+    """The reminders and their intervals (see :mod:`incident_flow.timers`)."""
 
     _machine: Any = attrs.field(init=False, repr=False)
     _table: dict[tuple[str, str], _Compiled] = attrs.field(init=False, repr=False)
@@ -258,6 +265,12 @@ class Process:
             raise fail("a checklist item name is used twice")
         if not self.status_phases:
             raise fail("at least one status-page phase is needed")
+        for alias, target in self.comms.phase_aliases.items():
+            if target not in self.status_phases:
+                raise fail(
+                    f"status phase alias {alias!r} maps to {target!r}, which is not one of the "
+                    f"status phases ({', '.join(self.status_phases)})"
+                )
         return index
 
     def _reachable(self, index: Mapping[str, PhaseSpec]) -> set[str]:
@@ -336,18 +349,14 @@ class Process:
         return sys.intern(str(role))  # one string per role name, however many incidents
 
     def check_status_phase(self, phase: str) -> str:
-        """Return ``phase`` (lower-cased) if a status-page post may carry it.
+        """Return the status phase ``phase`` stands for: one of :attr:`status_phases` (any
+        case), or the phase an alias of :attr:`CommsPolicy.phase_aliases
+        <incident_flow.comms.CommsPolicy.phase_aliases>` maps it to.
 
         Raises:
-            UnknownPhaseError: it is not one of :attr:`status_phases`.
+            UnknownPhaseError: it is neither a status phase nor mapped to one.
         """
-        name = phase.strip().lower() if isinstance(phase, str) else phase
-        if name not in self.status_phases:
-            raise UnknownPhaseError(
-                f"status-page phase {phase!r} is not one of {', '.join(self.status_phases)}",
-                field="phase",
-            )
-        return str(name)
+        return self.comms.map_phase(phase, self.status_phases)
 
     def edges(self) -> Iterator[tuple[str, str, str | None]]:
         """Yield ``(source, action, dest)`` for every entry of the decision table."""
@@ -513,6 +522,18 @@ class Process:
         """Replace the post-mortem checklist."""
         return self.evolve(checklist=tuple(items))
 
+    def with_comms(self, comms: CommsPolicy) -> Process:
+        """Replace the communication rules (see :class:`~incident_flow.comms.CommsPolicy`)."""
+        return self.evolve(comms=comms)
+
+    def with_timers(self, **changes: Any) -> Process:
+        """Change reminder intervals: ``with_timers(status_update_every=timedelta(minutes=15))``."""
+        return self.evolve(timers=attrs.evolve(self.timers, **changes))
+
+    def with_reminder(self, rule: ReminderRule) -> Process:
+        """Add a team's own reminder rule (see :class:`~incident_flow.timers.ReminderRule`)."""
+        return self.evolve(timers=self.timers.with_rule(rule))
+
     def _require_action(self, action: str) -> None:
         if action not in self.actions:
             raise ProcessDefinitionError(
@@ -544,6 +565,8 @@ HANDBOOK = Process(
             warnings=("distinct_lead_and_messenger", "rollback_before_resolution_owner"),
         ),
         Transition("acknowledge", _OPEN, guards=("lead_assigned", "actor_is_lead")),
+        Transition("page", _OPEN),
+        Transition("acknowledge_page", _OPEN, guards="page_open"),
         Transition("triage", Phase.IDENTIFIED, Phase.TRIAGED),
         Transition(
             "start_mitigation",
@@ -565,6 +588,7 @@ HANDBOOK = Process(
         Transition("reopen", Phase.RESOLVED, Phase.MITIGATING),
         Transition("mark_false_positive", _OPEN, Phase.FALSE_POSITIVE),
         Transition("start_postmortem", Phase.RESOLVED, Phase.POSTMORTEM),
+        Transition("add_follow_up", _UNTIL_POSTMORTEM),
         Transition("complete_item", _AFTER_RESOLUTION, guards="item_open"),
         Transition("waive_item", _AFTER_RESOLUTION, guards="item_open"),
         Transition("close", Phase.POSTMORTEM, Phase.CLOSED, guards="required_items_done"),

@@ -153,6 +153,23 @@ def _item_is_open(incident: Incident, context: Context) -> bool:
     return item is not None and item.is_open
 
 
+def _page_id(context: Context) -> str:
+    return str(context.payload.get("page"))
+
+
+def _page_is_open(incident: Incident, context: Context) -> bool:
+    page = incident.page(_page_id(context))
+    return page is not None and page.is_open
+
+
+def _page_state(incident: Incident, context: Context) -> str:
+    page = incident.page(_page_id(context))
+    if page is None:
+        known = ", ".join(page.id for page in incident.pages) or "none"
+        return f"there is no page {_page_id(context)!r} on this incident (pages: {known})"
+    return f"{page.id} was already acknowledged by {page.acknowledged_by}"
+
+
 def _release(context: Context) -> str:
     return str(context.payload.get("release"))
 
@@ -213,6 +230,15 @@ HANDBOOK_GUARDS: Mapping[str, Guard] = {
             reads=("item",),
             possible=lambda incident: any(item.is_open for item in incident.checklist),
             impossible_reason="every post-mortem checklist item is already done or waived",
+        ),
+        Guard(
+            "page_open",
+            _page_is_open,
+            _page_state,
+            ROLES_SECTION,
+            reads=("page",),
+            possible=lambda incident: bool(incident.open_pages),
+            impossible_reason="no page of this incident is waiting for an acknowledgement",
         ),
         Guard(
             "release_not_paused",

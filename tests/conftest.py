@@ -19,7 +19,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def flow(clock: FakeClock) -> Iterator[IncidentFlow]:
-    with IncidentFlow(clock=clock, entry_points=False) as flow:
+    with IncidentFlow(clock=clock, entry_points=False, reminders=False) as flow:
         yield flow
 
 
@@ -43,7 +43,10 @@ def to_postmortem(flow: IncidentFlow) -> Incident:
     incident = to_mitigating(flow)
     flow.record_rollback(incident.id, by="bob", outcome="rolled back to 3.29")
     flow.post_status_update(
-        incident.id, "Identified: we are aware.", phase="identified", by="carol"
+        incident.id,
+        "Identified: we are aware. Questions: support@sourcegraph.com.",
+        phase="identified",
+        by="carol",
     )
     flow.resolve(incident.id, by="bob")
     return flow.start_postmortem(incident.id, by="bob")

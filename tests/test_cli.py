@@ -197,7 +197,10 @@ def test_slack_announces_only_customer_impact() -> None:
         )
         flow.assign(incident.id, Role.LEAD, "dave", by="dave")
         flow.post_status_update(
-            incident.id, "We are looking into it.", phase="identified", by="dave"
+            incident.id,
+            "We are looking into it. Questions: support@sourcegraph.com.",
+            phase="identified",
+            by="dave",
         )
         assert flow.drain(10)
     lines = stream.getvalue().splitlines()

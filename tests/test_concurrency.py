@@ -16,7 +16,10 @@ def _post_many(store: Store, incident_id: str, who: str) -> None:
     flow = IncidentFlow(store=store, entry_points=False)
     for n in range(POSTS):
         flow.post_status_update(
-            incident_id, f"Investigating: {who} {n}", phase="investigating", by=who
+            incident_id,
+            f"Investigating: {who} {n}, support@sourcegraph.com",
+            phase="investigating",
+            by=who,
         )
 
 

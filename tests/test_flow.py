@@ -109,7 +109,12 @@ def test_customer_impacting_incident_needs_a_status_update_to_resolve(flow: Inci
     with pytest.raises(TransitionRefused) as refused:
         flow.resolve(incident.id, by="bob")
     assert unmet_names(refused.value) == ["status_update_posted"]
-    flow.post_status_update(incident.id, "Identified: aware.", phase="identified", by="carol")
+    flow.post_status_update(
+        incident.id,
+        "Identified: aware. Questions: support@sourcegraph.com.",
+        phase="identified",
+        by="carol",
+    )
     assert flow.resolve(incident.id, by="bob").phase == Phase.RESOLVED
 
 
@@ -204,7 +209,12 @@ def test_reopen_returns_to_mitigating(flow: IncidentFlow) -> None:
     with pytest.raises(TransitionRefused):
         flow.reopen(incident.id, by="bob")  # only from resolved
     other = to_mitigating(flow)
-    flow.post_status_update(other.id, "Identified: aware.", phase="identified", by="carol")
+    flow.post_status_update(
+        other.id,
+        "Identified: aware. Questions: support@sourcegraph.com.",
+        phase="identified",
+        by="carol",
+    )
     flow.resolve(other.id, by="bob")
     assert flow.reopen(other.id, by="bob").phase == Phase.MITIGATING
 

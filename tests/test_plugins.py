@@ -108,7 +108,12 @@ def test_a_hanging_plugin_delays_neither_commands_nor_other_plugins(clock: FakeC
     try:
         incident = declare(flow)
         for _ in range(5):
-            flow.post_status_update(incident.id, "Identified: aware.", phase="identified", by="c")
+            flow.post_status_update(
+                incident.id,
+                "Identified: aware, support@sourcegraph.com.",
+                phase="identified",
+                by="c",
+            )
         assert flow.drain(timeout=5)  # the stuck call is given up on, not waited for
         assert len(recorder.seen) == 6
         (timed_out,) = flow.deliveries(status="failed", plugin="hanging")

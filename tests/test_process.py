@@ -77,7 +77,12 @@ def test_a_team_adds_a_monitoring_phase(clock: FakeClock) -> None:
     process = monitoring_process()
     with IncidentFlow(process=process, clock=clock, entry_points=False) as flow:
         incident = to_mitigating(flow)
-        flow.post_status_update(incident.id, "Identified: aware.", phase="identified", by="carol")
+        flow.post_status_update(
+            incident.id,
+            "Identified: aware. Questions: support@sourcegraph.com.",
+            phase="identified",
+            by="carol",
+        )
         with pytest.raises(TransitionRefused):
             flow.resolve(incident.id, by="bob")
         assert flow.transition(incident.id, "monitor", by="bob").phase == "monitoring"

@@ -66,7 +66,10 @@ def _racer(spec: StoreSpec, ids: list[str], who: str, barrier: Barrier, results:
                         nonlocal conflicts
                         try:
                             flow.post_status_update(
-                                incident_id, f"Identified: {who} {n}", phase="identified", by=who
+                                incident_id,
+                                f"Identified: {who} {n}, support@sourcegraph.com",
+                                phase="identified",
+                                by=who,
                             )
                         except ConcurrencyConflict:
                             conflicts += 1
@@ -160,7 +163,9 @@ def test_retrying_a_conflict_without_flow_retries_gets_through() -> None:
         def post() -> None:
             nonlocal calls
             calls += 1
-            mine.post_status_update(incident_id, "Identified: x", phase="identified", by="c")
+            mine.post_status_update(
+                incident_id, "Identified: x, support@sourcegraph.com", phase="identified", by="c"
+            )
 
         retry_on_conflict(post, attempts=5, backoff=0)
         assert calls == 2  # one conflict, then a decision on the new state

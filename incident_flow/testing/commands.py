@@ -20,6 +20,7 @@ from incident_flow.process import Process
 
 __all__ = [
     "BUILTIN_ACTIONS",
+    "PAGE_TARGETS",
     "PEOPLE",
     "RELEASES",
     "Command",
@@ -30,14 +31,19 @@ __all__ = [
 PEOPLE: tuple[str, ...] = ("alice", "bob", "carol", "dave")
 """Who the harness lets act, unless told otherwise."""
 
+PAGE_TARGETS: tuple[str, ...] = ("delivery team",)
+"""Whom the harness pages."""
+
 RELEASES: tuple[str, ...] = ("3.30",)
 """Release names the harness pauses and resumes (and ``3.31``, never paused, to be refused)."""
 
 STATUS_TEXTS: Mapping[str, str] = {
     "identified": "Identified: We are aware of an issue with search and are investigating. "
     "Questions: support@sourcegraph.com.",
-    "investigating": "Investigating: We are continuing to investigate a resolution.",
-    "resolved": "Resolved: We have resolved the issue and will conduct a postmortem.",
+    "investigating": "Investigating: We are continuing to investigate a resolution. "
+    "Questions: support@sourcegraph.com.",
+    "resolved": "Resolved: We have resolved the issue and will conduct a postmortem. If you "
+    "would like to know more, please email support@sourcegraph.com.",
 }
 
 
@@ -98,6 +104,10 @@ _Runner = Callable[[IncidentFlow, str, str, dict[str, Any]], Incident]
 BUILTIN_ACTIONS: Mapping[str, _Runner] = {
     "assign": lambda f, i, by, a: f.assign(i, a["role"], a["person"], by=by),
     "acknowledge": lambda f, i, by, a: f.acknowledge(i, by=by),
+    "page": lambda f, i, by, a: f.page(
+        i, a["target"], by=by, message=a.get("message", "we have an incident, please help")
+    ),
+    "acknowledge_page": lambda f, i, by, a: f.acknowledge_page(i, a["page"], by=by),
     "triage": lambda f, i, by, a: f.triage(i, by=by),
     "start_mitigation": lambda f, i, by, a: f.start_mitigation(i, by=by),
     "record_rollback": lambda f, i, by, a: f.record_rollback(
@@ -116,6 +126,9 @@ BUILTIN_ACTIONS: Mapping[str, _Runner] = {
     ),
     "start_postmortem": lambda f, i, by, a: f.start_postmortem(i, by=by),
     "complete_item": lambda f, i, by, a: f.complete_item(i, a["item"], by=by),
+    "add_follow_up": lambda f, i, by, a: f.add_follow_up(
+        i, a.get("title", "add an alert on search latency"), by=by
+    ),
     "waive_item": lambda f, i, by, a: f.waive_item(
         i, a["item"], reason=a.get("reason", "not needed"), by=by
     ),
@@ -151,6 +164,13 @@ def _arguments(
                 choices.append(lead)
             for person in choices:
                 yield (("role", role), ("person", person))
+    elif action == "page":
+        yield (("target", PAGE_TARGETS[0]),)
+    elif action == "acknowledge_page":
+        # Each open page, and one that is answered already or never existed (to be refused).
+        answered = [page.id for page in incident.pages if not page.is_open]
+        for page_id in (*(page.id for page in incident.open_pages), *(answered or ["page-0"])[:1]):
+            yield (("page", page_id),)
     elif action in ("pause_release", "resume_release"):
         # A release that is paused and one that is not: each action's guard meets one.
         for release in dict.fromkeys((*incident.paused_releases, *RELEASES, "3.31")):

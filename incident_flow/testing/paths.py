@@ -231,6 +231,7 @@ class _Walker:
             plugins=[_GuardObserver(self.recorder)],
             snapshot_cache=64,
             deliver=False,
+            reminders=False,
         )
 
     def declare(self, declaration: Declaration) -> tuple[Incident, list[Event]]:

@@ -183,6 +183,7 @@ def _scratch_flow(process: Process) -> IncidentFlow:
         clock=FakeClock(START),
         entry_points=False,
         deliver=False,
+        reminders=False,
     )
 
 

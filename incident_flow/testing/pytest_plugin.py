@@ -60,7 +60,11 @@ def incident_clock() -> FakeClock:
 
 @pytest.fixture
 def make_incident_flow(incident_clock: FakeClock) -> Iterator[Callable[..., IncidentFlow]]:
-    """A factory of flows on a memory store with the fake clock; shut down after the test."""
+    """A factory of flows on a memory store with the fake clock; shut down after the test.
+
+    Reminders are not looked for in the background (time only moves when the test moves the
+    clock): call ``flow.fire_reminders()`` after ``incident_clock.advance(...)``.
+    """
     from incident_flow import IncidentFlow
 
     flows: list[IncidentFlow] = []
@@ -68,6 +72,7 @@ def make_incident_flow(incident_clock: FakeClock) -> Iterator[Callable[..., Inci
     def make(**options: Any) -> IncidentFlow:
         options.setdefault("clock", incident_clock)
         options.setdefault("entry_points", False)
+        options.setdefault("reminders", False)
         flow = IncidentFlow(**options)
         flows.append(flow)
         return flow

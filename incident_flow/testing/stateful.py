@@ -115,6 +115,7 @@ class ProcessMachine(RuleBasedStateMachine):
             clock=self.clock,
             plugins=[self.asked, *(make() for make in self.plugins)],
             entry_points=False,
+            reminders=False,
         )
         self.known: dict[str, Incident] = {}
         self.ids = (f"inc-{n}" for n in itertools.count(1))

@@ -187,6 +187,7 @@ def command_sequences(
         clock=FakeClock(START),
         entry_points=False,
         deliver=False,
+        reminders=False,
     ) as flow:
         incident = declaration.run(flow, "inc-sequence")
         path = Path(declaration)
