@@ -288,6 +288,8 @@ _ZONE_FIRST_WORDS = (
 _NAMED_OFFSETS = tuple(
     rf"{name}\s?[{_SIGN}][0-9]{{1,2}}(?::?[0-9]{{2}})?(?![0-9])" for name in ("utc", "gmt")
 )
+# Every zone name contains one of these.
+_ZONE_LAST_WORDS = ("time", "standard", "daylight")
 # Lower-cased text: zone names and "local time", matched where a first word occurs; "UTC+2";
 # "GMT+1".
 _ZONE_NAME = re.compile(rf"(?:{'|'.join(_ZONE_NAMES)})(?!\w)")
@@ -396,6 +398,8 @@ def _judge_clock(text: str, low: str, match: re.Match[str]) -> tuple[tuple[str, 
 def _zone_names(low: str) -> list[re.Match[str]]:
     """Every zone name in ``low`` ("pacific time"), found by its first word."""
     found: list[re.Match[str]] = []
+    if not _mentions(low, _ZONE_LAST_WORDS):
+        return found
     for word in _ZONE_FIRST_WORDS:
         start = low.find(word)
         while start >= 0:

@@ -71,6 +71,10 @@ DEFAULT_LEASE = 60.0
 """Seconds a claim holds a row; a worker renews its leases while it works on them. A row held
 by a worker that died is claimed by another once its lease runs out."""
 
+HAND_BACK_GRACE = 1.0
+"""Seconds :meth:`DeliveryWorker.stop` waits past its deadline for the untried rows to be
+handed back."""
+
 MAX_ERROR = 2000
 """Characters of an error message kept on the outbox row."""
 
@@ -406,7 +410,9 @@ class DeliveryWorker:
                 lane.ready.notify_all()
             thread = self._thread
         if thread is not None:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            # Past the deadline the loop still hands the untried rows back; give it a moment,
+            # so that the store is not closed under it.
+            thread.join(max(0.0, deadline - time.monotonic()) + HAND_BACK_GRACE)
         else:
             self._shut_down(deadline)
 

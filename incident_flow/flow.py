@@ -311,12 +311,13 @@ class IncidentFlow:
         """Deliver what is due (for up to ``timeout`` seconds in all), hand what is left back to
         the outbox for the next worker, and close the store."""
         deadline = time.monotonic() + timeout
-        self._stop_reminders.set()
-        if self._reminder_thread is not None:
-            self._reminder_thread.join(timeout)
+        self._stop_reminders.set()  # the loop ends at its next look; joined before the close
         if self._deliver:
             self.worker.drain(timeout)
         self.worker.stop(max(0.0, deadline - time.monotonic()))
+        if self._reminder_thread is not None:
+            # A look in progress finishes its store calls (quick) before the store closes.
+            self._reminder_thread.join(max(1.0, deadline - time.monotonic()))
         self.store.close()
 
     def drain(self, timeout: float | None = None) -> bool:

@@ -206,7 +206,10 @@ def test_slack_announces_only_customer_impact() -> None:
     lines = stream.getvalue().splitlines()
     channel = "[slack #inc-"
     assert all(line.startswith((channel, "[status page] ")) for line in lines), lines
-    assert "[status page] Identified: We are looking into it." in lines
+    assert (
+        "[status page] Identified: We are looking into it. Questions: support@sourcegraph.com."
+        in lines
+    )
     assert len(lines) == 4
 
 

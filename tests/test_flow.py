@@ -240,12 +240,14 @@ def test_available_actions_follow_phase_and_guards(flow: IncidentFlow) -> None:
     incident = declare(flow)
     assert flow.available_actions(incident.id) == [
         "assign",
+        "page",
         "triage",
         "record_rollback",
         "pause_release",
         "post_status_update",
         "change_severity",
         "mark_false_positive",
+        "add_follow_up",
     ]
     incident = to_postmortem(flow)
     available = flow.available_actions(incident.id)

@@ -37,7 +37,12 @@ COMMANDS = (
     Command("start_mitigation", "bob"),
     Command("record_rollback", "bob", (("outcome", "rolled back to 3.29"), ("succeeded", True))),
     Command(
-        "post_status_update", "carol", (("text", "Identified: search."), ("phase", "identified"))
+        "post_status_update",
+        "carol",
+        (
+            ("text", "Identified: search. Questions: support@sourcegraph.com."),
+            ("phase", "identified"),
+        ),
     ),
     Command(
         "post_status_update",

@@ -143,6 +143,7 @@ def shape(incident: Incident) -> _Shape:
         bool(incident.status_updates),
         bool(incident.rollbacks),
         bool(incident.paused_releases),
+        bool(incident.open_pages),
         sum(item.is_open for item in incident.checklist if item.required),
         sum(item.is_open for item in incident.checklist if not item.required),
         incident.false_positive,

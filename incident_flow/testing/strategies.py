@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from incident_flow import events as ev
 from incident_flow.clock import FakeClock
 from incident_flow.flow import IncidentFlow
-from incident_flow.model import Incident, Phase, Role, Severity
+from incident_flow.model import Finding, Incident, Phase, Role, Severity
 from incident_flow.process import HANDBOOK, Process
 from incident_flow.requirements import Context
 from incident_flow.store.memory import MemoryStore
@@ -33,6 +33,7 @@ from incident_flow.testing.paths import START, Path, Step
 __all__ = [
     "EVENT_STRATEGIES",
     "aware_times",
+    "findings",
     "command_sequences",
     "commands",
     "declarations",
@@ -60,6 +61,16 @@ aware_times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
 """Aware UTC datetimes, as stored."""
+
+findings: st.SearchStrategy[Finding] = st.builds(
+    Finding,
+    rule=st.sampled_from(("utc_only", "no_regional_words", "succinct", "team_rule")),
+    message=texts,
+    excerpt=st.text(max_size=20),
+    refused=st.booleans(),
+    handbook_ref=texts,
+)
+"""Communication-rule findings, as recorded on a status post."""
 
 incident_ids = st.from_regex(r"inc-[0-9a-f]{12}", fullmatch=True)
 
@@ -101,14 +112,40 @@ _FIELDS: list[tuple[type[ev.Event], dict[str, st.SearchStrategy[Any]]]] = [
         },
     ),
     (ev.RollbackRecorded, {"outcome": texts, "succeeded": st.none() | st.booleans()}),
-    (ev.ReleasePaused, {"release": texts}),
+    (
+        ev.ReleasePaused,
+        {"release": texts, "alert": st.lists(texts, max_size=3).map(tuple)},
+    ),
     (ev.ReleaseResumed, {"release": texts}),
-    (ev.StatusUpdatePosted, {"text": texts, "status_phase": texts}),
+    (
+        ev.StatusUpdatePosted,
+        {
+            "text": texts,
+            "status_phase": texts,
+            "findings": st.lists(findings, max_size=3).map(tuple),
+        },
+    ),
     (ev.SeverityChanged, {"severity": severities, "previous": severities}),
     (ev.FalsePositiveMarked, {"reason": texts}),
-    (ev.ChecklistItemCompleted, {"item": texts}),
+    (ev.ChecklistItemCompleted, {"item": texts, "link": st.none() | texts}),
     (ev.ChecklistItemWaived, {"item": texts, "reason": texts}),
     (ev.WarningRecorded, {"name": texts, "reason": texts, "handbook_ref": texts}),
+    (ev.PageSent, {"target": texts, "message": st.text(max_size=100)}),
+    (ev.PageAcknowledged, {"page_id": texts}),
+    (ev.FollowUpAdded, {"title": texts, "owner": st.none() | people}),
+    (
+        ev.ReminderDue,
+        {
+            "reminder": texts,
+            "key": texts,
+            "due_at": aware_times,
+            "recipient": texts,
+            "person": st.none() | people,
+            "subject": st.text(max_size=30),
+            "message": st.text(max_size=100),
+            "missed": st.integers(min_value=0, max_value=1000),
+        },
+    ),
 ]
 
 EVENT_STRATEGIES: dict[type[ev.Event], st.SearchStrategy[ev.Event]] = {
