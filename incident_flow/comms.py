@@ -904,9 +904,11 @@ class CommsPolicy:
             active = (*active, *self._extra(extra))
         findings: list[Finding] = []
         for rule, refused in active:
-            seen: set[str] = set()  # one finding per excerpt, compared case-insensitively
+            # One finding per excerpt, compared case-insensitively (per message when a finding
+            # points at no words).
+            seen: set[tuple[str, str]] = set()
             for message, excerpt in rule.check(post, self):
-                key = excerpt.casefold()
+                key = (excerpt.casefold(), "") if excerpt else ("", message)
                 if key not in seen:
                     seen.add(key)
                     findings.append(

@@ -415,6 +415,20 @@ def test_two_extra_rules_may_not_share_a_name() -> None:
         HANDBOOK_COMMS.review(StatusPost("Fixed!", "resolved", False), [NO_SHOUTING] * 2)
 
 
+def test_findings_without_excerpts_are_kept_apart_by_message() -> None:
+    def two_remarks(post: StatusPost, policy: CommsPolicy) -> Iterator[tuple[str, str]]:
+        yield "say what is affected", ""
+        yield "say when the next update comes", ""
+        yield "say what is affected", ""
+
+    rule = Rule("complete", "Complete", two_remarks)
+    findings = HANDBOOK_COMMS.review(StatusPost("Fixed.", "resolved", False), [rule])
+    assert [f.message for f in findings] == [
+        "say what is affected",
+        "say when the next update comes",
+    ]
+
+
 def test_a_check_that_raises_propagates_unchanged() -> None:
     def broken(post: StatusPost, policy: CommsPolicy) -> Iterator[tuple[str, str]]:
         raise RuntimeError("boom")

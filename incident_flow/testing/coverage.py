@@ -34,6 +34,9 @@ GuardKey = tuple[str, str]
 EFFECT_EVENTS: Mapping[str, str] = {
     "assign": "RoleAssigned",
     "acknowledge": "OwnershipAcknowledged",
+    "page": "PageSent",
+    "acknowledge_page": "PageAcknowledged",
+    "add_follow_up": "FollowUpAdded",
     "record_rollback": "RollbackRecorded",
     "pause_release": "ReleasePaused",
     "resume_release": "ReleaseResumed",
@@ -68,6 +71,8 @@ def events_of(process: Process) -> list[str]:
     for source, action, dest in process.edges():
         if action in EFFECT_EVENTS:
             kinds.add(EFFECT_EVENTS[action])
+            if action == "pause_release":
+                kinds.add("ReminderDue")  # the messenger is reminded to post, at once
         elif dest is None or dest == source:
             kinds.add("ActionTaken")
         if dest is not None and dest != source:
