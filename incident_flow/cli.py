@@ -17,11 +17,22 @@ Subcommands:
     List pending, failed and dead-lettered deliveries (flagging plugins not installed here), or
     requeue the failed and dead ones (``--retry``).
 
+``audit FILE [--json] [--process MODULE:ATTR] [--backdate-tolerance MINUTES]``
+    Replay a past incident's timeline (JSON or YAML, see ``docs/audit.md``) through the process
+    and report every departure: refusals, warnings, reminders that fell due, rule findings,
+    entries out of order or backdated.
+``postmortem ID --db DB [--output FILE] [--complete-item --by PERSON [--link URL]]``
+    Print (or write) the incident's post-mortem document as Markdown; ``--complete-item`` then
+    completes the checklist item ``generate_postmortem_doc``, pointing at the document.
+``template PHASE [--issue TEXT]``, ``review-post TEXT [--phase P] [--first]``
+    Print the handbook's example post for a status phase; check a post against the rules.
+
 ``DB`` is an SQLite file's path or a PostgreSQL connection string (``postgresql://…`` or
 ``host=… dbname=…``, with ``--schema``).
 
 Exit status: 0 on success, 1 when incident_flow refuses (the message goes to standard error as
-``error: …``), 2 for a malformed command line.
+``error: …``; for ``review-post``, when a rule refuses the post), 2 for a malformed command
+line, 3 when ``audit`` found departures from the process.
 """
 
 from __future__ import annotations
@@ -41,6 +52,9 @@ from typing import Any
 
 import attrs
 
+from incident_flow.audit import audit_file
+from incident_flow.clock import FakeClock
+from incident_flow.comms import StatusPost, render_template
 from incident_flow.console import ConsoleSlack, ConsoleStatusPage, format_utc
 from incident_flow.delivery import DEFAULT_LEASE, DEFAULT_TIMEOUT, DeliveryWorker, RetryPolicy
 from incident_flow.errors import IncidentFlowError, TransitionRefused
@@ -48,6 +62,7 @@ from incident_flow.events import Event, PhaseChanged
 from incident_flow.flow import IncidentFlow
 from incident_flow.model import Incident, ItemState, Role, Severity
 from incident_flow.plugins import PluginRegistry
+from incident_flow.postmortem import render_postmortem
 from incident_flow.process import HANDBOOK, Process
 from incident_flow.serialization import dumps_event, incident_to_dict
 from incident_flow.store import Delivery, DeliveryStatus, open_store
@@ -56,22 +71,15 @@ from incident_flow.store.sqlite import SQLiteStore
 __all__ = ["DEFAULT_DB", "format_event", "main"]
 
 DEFAULT_DB = "incident-flow-demo.db"
+AUDIT_DEPARTED = 3
+"""Exit status of ``audit`` when the timeline departs from the process."""
+POSTMORTEM_ITEM = "generate_postmortem_doc"
+"""The handbook's checklist item for the post-mortem document."""
 DEMO_START = datetime(2024, 5, 14, 9, 0, tzinfo=UTC)
 """When the demo incident starts: a fixed past moment, so its timeline reads the same every run."""
 
-# The handbook's three example status-page posts (Messenger roles and responsibilities).
-IDENTIFIED_POST = (
-    "Identified: We are aware there is an issue with search on sourcegraph.com. We are "
-    "investigating a resolution. If you have any questions, email support@sourcegraph.com."
-)
-INVESTIGATING_POST = (
-    "Investigating: We are continuing to investigate a resolution. We want to resolve this as "
-    "quickly as possible!"
-)
-RESOLVED_POST = (
-    "Resolved: We have resolved the issue and will conduct a postmortem to see how we can learn "
-    "and grow. If you would like to know more, please email support@sourcegraph.com."
-)
+DEMO_ISSUE = "search on sourcegraph.com"
+"""What the demo's posts say is broken; the posts are the handbook's templates."""
 
 DRAIN_TIMEOUT = 30.0
 """Seconds to wait for the console adapters after a command; a finite bound, since
@@ -205,26 +213,33 @@ def _open_existing(args: argparse.Namespace, **options: Any) -> IncidentFlow:
 
 def _demo(args: argparse.Namespace) -> int:
     path: str = args.db
+    clock = FakeClock(DEMO_START)
     with IncidentFlow(
         store=SQLiteStore(path),
         plugins=[ConsoleSlack(), ConsoleStatusPage()],
+        clock=clock,
         entry_points=False,
+        reminders=False,  # the demo moves its clock by hand and looks for reminders itself
     ) as flow:
-        incident_id = _run_demo(flow)
+        incident_id = _run_demo(flow, clock)
         print("\nTimeline (times in UTC)")
         _print_timeline(flow.history(incident_id))
         quoted = shlex.quote(path)
         print(f"\nSaved in {os.path.abspath(path)}. Read it back with:")
         print(f"  incident-flow show {incident_id} --db {quoted}")
         print(f"  incident-flow log {incident_id} --db {quoted}")
+        print(f"  incident-flow postmortem {incident_id} --db {quoted}")
     return 0
 
 
-def _run_demo(flow: IncidentFlow) -> str:
+def _run_demo(flow: IncidentFlow, clock: FakeClock) -> str:
     """Take one incident through the whole handbook process; return its id."""
 
     def at(minutes: int) -> datetime:
         return DEMO_START + timedelta(minutes=minutes)
+
+    def post(phase: str) -> str:
+        return f"{phase.title()}: {render_template(phase, issue=DEMO_ISSUE)}"
 
     print(f"{at(0):%H:%M}  alice declares a critical incident with customer impact")
     incident = flow.declare(
@@ -233,30 +248,47 @@ def _run_demo(flow: IncidentFlow) -> str:
         severity=Severity.CRITICAL,
         customer_impact=True,
         by="alice",
-        at=at(0),
     )
     incident_id = incident.id
     flow.drain(DRAIN_TIMEOUT)
 
-    def step(minutes: int, narration: str, command: Callable[..., Incident], **kw: Any) -> None:
+    def step(minutes: int, narration: str, command: Callable[..., object], **kw: Any) -> None:
+        clock.set(at(minutes))
         print(f"\n{at(minutes):%H:%M}  {narration}")
-        command(incident_id, at=at(minutes), **kw)
+        command(incident_id, **kw)
         # Let the console adapters print before the next narration line.
         flow.drain(DRAIN_TIMEOUT)
 
-    print(f"\n{at(1):%H:%M}  alice tries to start mitigation before anyone leads the incident")
-    try:
-        flow.start_mitigation(incident_id, by="alice", at=at(1))
-    except TransitionRefused as refused:
-        print(f"      refused in phase {refused.phase}; nothing was recorded. Unmet:")
-        for requirement in refused.unmet:
-            print(f"      - {requirement.name}: {requirement.reason}")
-            print(f"        (handbook: {requirement.handbook_ref})")
+    def refused(minutes: int, narration: str, command: Callable[..., object], **kw: Any) -> None:
+        clock.set(at(minutes))
+        print(f"\n{at(minutes):%H:%M}  {narration}")
+        try:
+            command(incident_id, **kw)
+        except TransitionRefused as refusal:
+            print(f"      refused in phase {refusal.phase}; nothing was recorded. Unmet:")
+            for requirement in refusal.unmet:
+                print(f"      - {requirement.name}: {requirement.reason}")
+                print(f"        (handbook: {requirement.handbook_ref})")
 
-    step(2, "alice asks bob to lead", flow.assign, role=Role.LEAD, person="bob", by="alice")
-    step(3, "bob acknowledges ownership", flow.acknowledge, by="bob")
     step(
-        4,
+        1,
+        "alice pages the on-call engineer (/genie alert … for delivery team)",
+        flow.page,
+        target="delivery team",
+        message="Searches on sourcegraph.com time out",
+        by="alice",
+    )
+    refused(
+        1,
+        "alice tries to start mitigation before anyone leads the incident",
+        flow.start_mitigation,
+        by="alice",
+    )
+    step(3, "bob, on call for delivery, answers the page", flow.acknowledge_page, by="bob")
+    step(3, "alice asks bob to lead", flow.assign, role=Role.LEAD, person="bob", by="alice")
+    step(4, "bob acknowledges ownership", flow.acknowledge, by="bob")
+    step(
+        5,
         "bob asks carol to be the messenger",
         flow.assign,
         role=Role.MESSENGER,
@@ -274,19 +306,28 @@ def _run_demo(flow: IncidentFlow) -> str:
         by="bob",
     )
     step(12, "bob pauses release 3.30", flow.pause_release, release="3.30", by="bob")
-    step(
-        14,
-        "carol posts on the status page",
+    refused(
+        13,
+        "carol drafts a post with a local time and no support address",
         flow.post_status_update,
-        text=IDENTIFIED_POST,
+        text="Search is slow since 9am EST; a fix is coming this morning.",
         phase="identified",
         by="carol",
     )
     step(
-        40,
+        14,
+        "carol posts the handbook's first post on the status page",
+        flow.post_status_update,
+        text=post("identified"),
+        phase="identified",
+        by="carol",
+    )
+    step(44, "30 minutes without a status post: a reminder falls due", _fire, flow=flow)
+    step(
+        45,
         "carol posts an update",
         flow.post_status_update,
-        text=INVESTIGATING_POST,
+        text=post("investigating"),
         phase="investigating",
         by="carol",
     )
@@ -294,7 +335,7 @@ def _run_demo(flow: IncidentFlow) -> str:
         65,
         "carol posts the resolution",
         flow.post_status_update,
-        text=RESOLVED_POST,
+        text=post("resolved"),
         phase="resolved",
         by="carol",
     )
@@ -307,13 +348,21 @@ def _run_demo(flow: IncidentFlow) -> str:
         by="bob",
     )
     step(95, "bob starts the post-mortem", flow.start_postmortem, by="bob")
-    for minutes, item in (
-        (100, "update_status"),
-        (105, "confirm_messenger_updates"),
-        (110, "generate_postmortem_doc"),
-        (115, "create_followup_issues"),
+    step(
+        97,
+        "bob notes follow-up work",
+        flow.add_follow_up,
+        title="Add a canary stage for search before a release reaches sourcegraph.com",
+        owner="dave",
+        by="bob",
+    )
+    for minutes, item, link in (
+        (100, "update_status", None),
+        (105, "confirm_messenger_updates", None),
+        (110, "generate_postmortem_doc", f"postmortems/{incident_id}.md"),
+        (115, "create_followup_issues", None),
     ):
-        step(minutes, f"bob completes {item}", flow.complete_item, item=item, by="bob")
+        step(minutes, f"bob completes {item}", flow.complete_item, item=item, link=link, by="bob")
     step(
         116,
         "bob waives close_github_issues",
@@ -324,6 +373,10 @@ def _run_demo(flow: IncidentFlow) -> str:
     )
     step(120, "bob closes the incident", flow.close, by="bob")
     return incident_id
+
+
+def _fire(incident_id: str, *, flow: IncidentFlow) -> None:
+    flow.fire_reminders(incident_id)
 
 
 def _diagram(args: argparse.Namespace) -> int:
@@ -373,6 +426,61 @@ def _log(args: argparse.Namespace) -> int:
         else:
             _print_timeline(events)
     return 0
+
+
+def _process_of(args: argparse.Namespace) -> Process:
+    return HANDBOOK if args.process is None else _import_process(args.process)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    report = audit_file(
+        args.file,
+        _process_of(args),
+        backdate_tolerance=timedelta(minutes=args.backdate_tolerance),
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
+    return 0 if report.ok else AUDIT_DEPARTED
+
+
+def _postmortem(args: argparse.Namespace) -> int:
+    with _open_existing(args, process=_process_of(args)) as flow:
+        document = render_postmortem(flow.history(args.id), flow.process)
+        if args.output is None:
+            print(document, end="")
+        else:
+            # Written whole, then renamed: a reader never sees half a document.
+            partial = f"{args.output}.partial"
+            with open(partial, "w", encoding="utf-8") as file:
+                file.write(document)
+            os.replace(partial, args.output)
+            print(f"wrote {args.output}", file=sys.stderr)
+        if args.complete_item:
+            if not args.by:
+                raise CommandError("--complete-item needs --by PERSON: who completes the item")
+            link = args.link or (os.path.abspath(args.output) if args.output else None)
+            flow.complete_item(args.id, POSTMORTEM_ITEM, by=args.by, link=link)
+            print(f"completed {POSTMORTEM_ITEM}" + (f" -> {link}" if link else ""), file=sys.stderr)
+    return 0
+
+
+def _template(args: argparse.Namespace) -> int:
+    print(render_template(args.phase, issue=args.issue, policy=_process_of(args).comms))
+    return 0
+
+
+def _review_post(args: argparse.Namespace) -> int:
+    process = _process_of(args)
+    phase = process.check_status_phase(args.phase)
+    text = args.text if args.text != "-" else sys.stdin.read()
+    post = StatusPost(text.strip(), phase, first=args.first)
+    findings = process.comms.review(post)
+    for finding in findings:
+        verdict = "refused" if finding.refused else "recorded"
+        excerpt = f" [{finding.excerpt}]" if finding.excerpt else ""
+        print(f"{verdict:<8}  {finding.rule}{excerpt}: {finding.message}")
+    if not findings:
+        print("the post follows every communication rule")
+    return 1 if any(finding.refused for finding in findings) else 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -568,6 +676,16 @@ def _delivery_line(row: Delivery, *, installed: bool) -> str:
 # -- the command line ------------------------------------------------------------------------------
 
 
+def _minutes(value: str) -> float:
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = -1.0
+    if not minutes >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes >= 0, not {value!r}")
+    return minutes
+
+
 def _process_spec(value: str) -> str:
     module, colon, attribute = value.partition(":")
     if not colon or not module or not attribute:
@@ -617,6 +735,65 @@ def _parser() -> argparse.ArgumentParser:
     _database_options(listing)
     listing.add_argument("--phase", help="only incidents in this phase")
     listing.set_defaults(run=_list)
+
+    audit = commands.add_parser(
+        "audit", help="replay a past incident's timeline file and report every departure"
+    )
+    audit.add_argument("file", help="a timeline in JSON or YAML (see docs/audit.md)")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit.add_argument(
+        "--process",
+        type=_process_spec,
+        metavar="MODULE:ATTR",
+        help="replay against a team's Process instead of the handbook's",
+    )
+    audit.add_argument(
+        "--backdate-tolerance",
+        type=_minutes,
+        default=15.0,
+        metavar="MINUTES",
+        help="how long after the fact an entry may be written down (default 15)",
+    )
+    audit.set_defaults(run=_audit)
+
+    postmortem = commands.add_parser(
+        "postmortem", help="the post-mortem document of an incident, as Markdown"
+    )
+    postmortem.add_argument("id", help="the incident's id")
+    _database_options(postmortem)
+    postmortem.add_argument(
+        "--process", type=_process_spec, metavar="MODULE:ATTR", help="a team's Process"
+    )
+    postmortem.add_argument("--output", "-o", help="write the document to this file")
+    postmortem.add_argument(
+        "--complete-item",
+        action="store_true",
+        help=f"then complete the checklist item {POSTMORTEM_ITEM}, pointing at the document",
+    )
+    postmortem.add_argument("--link", help="where the document is published (with --complete-item)")
+    postmortem.add_argument("--by", help="who completes the item (with --complete-item)")
+    postmortem.set_defaults(run=_postmortem)
+
+    template = commands.add_parser(
+        "template", help="the handbook's example status-page post for a phase"
+    )
+    template.add_argument("phase", help="identified, investigating or resolved")
+    template.add_argument("--issue", help="what is broken (the identified post names it)")
+    template.add_argument(
+        "--process", type=_process_spec, metavar="MODULE:ATTR", help="a team's Process"
+    )
+    template.set_defaults(run=_template)
+
+    review = commands.add_parser(
+        "review-post", help="check a status-page post against the communication rules"
+    )
+    review.add_argument("text", help="the post's text ('-' reads it from standard input)")
+    review.add_argument("--phase", default="investigating", help="its status phase")
+    review.add_argument("--first", action="store_true", help="it is the incident's first post")
+    review.add_argument(
+        "--process", type=_process_spec, metavar="MODULE:ATTR", help="a team's Process"
+    )
+    review.set_defaults(run=_review_post)
 
     worker = commands.add_parser("worker", help="deliver the outbox to the installed plugins")
     _database_options(worker)
@@ -738,7 +915,8 @@ def _count(value: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``incident-flow`` command line with ``argv`` (the process's arguments by default).
 
-    Returns the exit status: 0, 1 for an error incident_flow reports, 2 for bad usage.
+    Returns the exit status: 0, 1 for an error incident_flow reports, 2 for bad usage, 3 when an
+    audit found departures.
     """
     parser = _parser()
     try:

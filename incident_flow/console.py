@@ -26,11 +26,15 @@ from incident_flow.events import (
     ChecklistItemWaived,
     Event,
     FalsePositiveMarked,
+    FollowUpAdded,
     IncidentDeclared,
     OwnershipAcknowledged,
+    PageAcknowledged,
+    PageSent,
     PhaseChanged,
     ReleasePaused,
     ReleaseResumed,
+    ReminderDue,
     RoleAssigned,
     RollbackRecorded,
     SeverityChanged,
@@ -131,13 +135,26 @@ class ConsoleSlack(_Printer):
                 text = f"{actor} tried a rollback: {event.outcome}{result[event.succeeded]}"
                 return [(channel, text)]
             case ReleasePaused():
+                groups = " ".join(event.alert) or RELEASE_GROUPS
                 return [
                     (
                         channel,
-                        f"{RELEASE_GROUPS} release {event.release} is paused because of this "
+                        f"{groups} release {event.release} is paused because of this "
                         f"incident; please plan accordingly ({actor})",
                     )
                 ]
+            case PageSent():
+                note = f": {event.message}" if event.message else ""
+                return [(channel, f"{actor} paged {event.target} ({event.page_id}){note}")]
+            case PageAcknowledged():
+                return [(channel, f"{actor} answered {event.page_id}")]
+            case ReminderDue():
+                who = f"@{event.person}" if event.person else f"the {self._title(event.recipient)}"
+                target = "marketing" if event.recipient == "marketing" else channel
+                return [(target, f"reminder for {who}: {event.message}")]
+            case FollowUpAdded():
+                owner = f" (owner {event.owner})" if event.owner else ""
+                return [(channel, f"{actor} noted a follow-up: {event.title}{owner}")]
             case ReleaseResumed():
                 return [
                     (channel, f"{RELEASE_GROUPS} release {event.release} may go ahead ({actor})")

@@ -371,7 +371,9 @@ class ReminderDue(Event):
     ``announcement_day``, ``release_paused_status_post`` or a team's own); ``key`` is unique
     per occurrence, so the same reminder is never recorded twice. ``at`` is when it was
     recorded, ``due_at`` when it fell due; ``missed`` counts earlier occurrences that were
-    overdue by then and are covered by this one. ``actor`` is ``incident-flow``.
+    overdue by then and are covered by this one. ``actor`` is ``incident-flow`` when the clock
+    brought the reminder, and the person who ran the command when a command did (pausing a
+    release reminds the messenger in the same transaction).
     """
 
     reminder: str

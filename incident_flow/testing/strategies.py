@@ -33,10 +33,10 @@ from incident_flow.testing.paths import START, Path, Step
 __all__ = [
     "EVENT_STRATEGIES",
     "aware_times",
-    "findings",
     "command_sequences",
     "commands",
     "declarations",
+    "findings",
     "incident_ids",
     "offsets",
     "people",
