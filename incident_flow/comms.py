@@ -763,7 +763,7 @@ class CommsPolicy:
     """The rules every post is checked against, in the order findings are reported."""
     decisions: Mapping[str, Decision] = attrs.field(factory=dict, converter=_decisions)
     """Per rule name, what to do with its findings instead of the rule's default:
-    ``"refuse"``, ``"record"`` or ``"off"`` (skip the rule)."""
+    ``"refuse"``, ``"record"`` or ``"off"`` (skip the rule). A name may be a plugin's rule."""
     phase_aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_aliases)
     """Another vendor's phase name → one of the process's status phases, such as
     ``{"monitoring": "investigating"}``."""
@@ -825,9 +825,10 @@ class CommsPolicy:
                 )
             names.add(rule.name)
         for name, decision in self.decisions.items():
-            if name not in names:
+            # A name the policy lacks may be a plugin's rule (incident_flow_status_rules).
+            if not isinstance(name, str) or not name.isidentifier():
                 raise _policy_error(
-                    f"decisions names rule {name!r}, which the policy does not have; rules: "
+                    f"decisions names rule {name!r}; a rule's name is an identifier, such as "
                     f"{', '.join(r.name for r in self.rules)}"
                 )
             if decision not in DECISIONS:
@@ -887,7 +888,7 @@ class CommsPolicy:
         Args:
             post: the post to check.
             extra_rules: rules to apply after the policy's own (a plugin's, say); their
-                decision is their ``refuses`` flag.
+                decision is :attr:`decisions` by name, else their ``refuses`` flag.
 
         Returns:
             Every finding, rule by rule in order (the policy's rules, then ``extra_rules``) and
@@ -1010,9 +1011,11 @@ class CommsPolicy:
     def with_decision(self, rule: str, decision: Decision) -> CommsPolicy:
         """A copy of this policy that treats ``rule``'s findings as ``decision``.
 
+        ``rule`` may name a plugin's rule, which the policy itself does not hold.
+
         Raises:
-            ProcessDefinitionError: no rule has that name, or ``decision`` is not one of
-                refuse, record, off.
+            ProcessDefinitionError: ``rule`` is not an identifier, or ``decision`` is not one
+                of refuse, record, off.
         """
         return attrs.evolve(self, decisions={**self.decisions, rule: decision})
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -66,9 +67,18 @@ def test_demo_runs_a_whole_incident(tmp_path: Path, capsys: pytest.CaptureFixtur
             "investigating",
             "resolved",
         ]
+        # The 31 minutes between the first two posts are covered by the reminder at 30.
         gaps = [b.at - a.at for a, b in pairwise(incident.status_updates)]
-        assert all(gap.total_seconds() <= 30 * 60 for gap in gaps)
+        assert [round(gap.total_seconds() / 60) for gap in gaps] == [31, 20]
+        reminded = [r for r in incident.reminders if r.name == "status_update_due"]
+        assert [(r.due_at.strftime("%H:%M"), r.person) for r in reminded] == [("09:44", "carol")]
+        assert incident.pages[0].acknowledged_by == "bob"
+        assert incident.follow_ups[0].owner == "dave"
+        assert incident.item("generate_postmortem_doc").link == f"postmortems/{incident_id}.md"  # type: ignore[union-attr]
         assert all(delivery.status == "delivered" for delivery in flow.deliveries())
+    assert "comms:utc_only: 'EST' is a regional time zone" in out
+    assert f"{channel} reminder for @carol: 30 minutes since the last status-page post" in out
+    assert f"{channel} alice paged delivery team (page-2)" in out
 
 
 def test_demo_adds_to_an_existing_database(
@@ -109,8 +119,8 @@ def test_log(demo: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None
     assert main(["log", incident_id, "--db", str(db)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["1", "2024-05-14T09:00Z", "alice", "IncidentDeclared"]
-    assert "ReleasePaused" in lines[7]
-    assert "release=3.30" in lines[7]
+    assert "ReleasePaused" in lines[9]
+    assert "release=3.30" in lines[9]
 
 
 def test_log_json(demo: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -213,7 +223,9 @@ def test_slack_announces_only_customer_impact() -> None:
     assert len(lines) == 4
 
 
-@pytest.mark.parametrize("script", ["handbook_walkthrough.py", "custom_process.py"])
+@pytest.mark.parametrize(
+    "script", ["handbook_walkthrough.py", "custom_process.py", "licence_policy.py"]
+)
 def test_example_runs(script: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script)],
@@ -226,6 +238,99 @@ def test_example_runs(script: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+# -- audit, post-mortem, templates ---------------------------------------------------------------
+
+
+def test_audit_prints_the_departures_of_the_example_and_exits_3(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["audit", str(EXAMPLES / "timeline.yaml")]) == 3
+    out = capsys.readouterr().out
+    assert "Verdict: 8 departures from the process" in out
+    assert "[refused] post_status_update" in out
+    assert "comms:utc_only" in out
+    assert "[reminder] status_update_due" in out
+
+
+def test_audit_of_a_conforming_timeline_exits_0_and_speaks_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["audit", str(EXAMPLES / "timeline.json"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["departures"] == []
+
+
+def test_audit_of_a_malformed_file_names_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "incident:\n  title: t\n  severity: major\n  customer_impact: false\n"
+        "  declared_at: 2024-05-14T09:00:00\n  declared_by: alice\ntimeline: []\n"
+    )
+    assert main(["audit", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: line 5")
+    assert "declared_at" in err
+
+
+def test_postmortem_prints_markdown_of_the_demo_incident(
+    demo: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, incident_id = demo
+    assert main(["postmortem", incident_id, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# Post-mortem: Search is down")
+    assert "```mermaid\ngantt" in out
+    assert "| Time to resolve[^resolve] | 1 h 6 min |" in out
+
+
+def test_postmortem_writes_the_document_and_completes_its_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "incidents.db"
+    with IncidentFlow(store=SQLiteStore(db), entry_points=False, reminders=False) as flow:
+        incident = flow.declare(
+            "Search is down", severity=Severity.MAJOR, customer_impact=False, by="alice"
+        )
+        flow.assign(incident.id, Role.LEAD, "bob", by="alice")
+        flow.acknowledge(incident.id, by="bob")
+        flow.start_mitigation(incident.id, by="bob")
+        flow.resolve(incident.id, by="bob")
+        flow.start_postmortem(incident.id, by="bob")
+    document = tmp_path / "postmortem.md"
+    argv = ["postmortem", incident.id, "--db", str(db), "-o", str(document)]
+    assert main([*argv, "--complete-item"]) == 1
+    assert "--complete-item needs --by" in capsys.readouterr().err
+    assert main([*argv, "--complete-item", "--by", "bob"]) == 0
+    assert document.read_text().startswith("# Post-mortem: Search is down")
+    with IncidentFlow(store=SQLiteStore(db), entry_points=False, reminders=False) as flow:
+        item = flow.get(incident.id).item("generate_postmortem_doc")
+        assert item is not None
+        assert (item.state, item.link) == ("done", str(document.resolve()))
+
+
+def test_template_prints_the_handbook_post(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["template", "identified", "--issue", "code search"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("We are aware there is an issue with code search.")
+    assert "support@sourcegraph.com" in out
+    assert main(["template", "identified"]) == 1
+    assert "issue" in capsys.readouterr().err
+
+
+def test_review_post_lists_findings_and_fails_on_a_refusal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["review-post", "Back by 5pm EST", "--phase", "investigating"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("refused   utc_only [EST]")
+    assert main(["review-post", "We expect a fix by 17:00 UTC.", "--phase", "monitoring"]) == 1
+    assert "monitoring" in capsys.readouterr().err
+    assert main(["review-post", "We expect a fix by 17:00 UTC."]) == 0
+    assert "follows every communication rule" in capsys.readouterr().out
 
 
 # -- worker and deliveries -------------------------------------------------------------------------
@@ -281,6 +386,35 @@ def test_worker_once_delivers_what_is_due_and_stops(
     assert "delivering to file-recorder until nothing is due" in err
     assert "delivered 2, failed 0, dead 0" in err
     assert main([*argv, "--no-entry-points"]) == 0  # nothing left: nothing sent twice
+    assert len(received(record)) == 2
+
+
+def test_worker_once_records_due_reminders_and_delivers_them(
+    tmp_path: Path, record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli_plugins import FileRecorder
+
+    db = str(tmp_path / "incidents.db")
+    with IncidentFlow(
+        store=SQLiteStore(db), plugins=[FileRecorder()], entry_points=False, deliver=False
+    ) as flow:
+        an_hour_ago = flow.clock.now() - timedelta(hours=1)
+        incident = flow.declare(
+            "Search is down",
+            severity=Severity.CRITICAL,
+            customer_impact=True,
+            by="alice",
+            at=an_hour_ago,
+        )
+    argv = ["worker", "--db", db, "--plugin", "tests.cli_plugins:FileRecorder", "--once"]
+    assert main([*argv, "--no-entry-points"]) == 0
+    assert "recorded 1 reminder(s)" in capsys.readouterr().err
+    assert received(record) == [
+        f"{incident.id}:1:file-recorder IncidentDeclared",
+        f"{incident.id}:2:file-recorder ReminderDue",
+    ]
+    assert main([*argv, "--no-entry-points", "--no-reminders"]) == 0
+    assert main([*argv, "--no-entry-points"]) == 0  # the same reminder is not recorded twice
     assert len(received(record)) == 2
 
 

@@ -476,7 +476,7 @@ def test_deriving_a_policy_leaves_the_original_as_it_was() -> None:
         ({"max_length": True}, "max_length"),
         ({"support_address": ""}, "support_address must be an e-mail address"),
         ({"support_address": "support"}, "support_address"),
-        ({"decisions": {"no_emoji": "off"}}, "decisions names rule 'no_emoji'"),
+        ({"decisions": {"no emoji": "off"}}, "decisions names rule 'no emoji'"),
         ({"decisions": {"utc_only": "warn"}}, "use one of refuse, record, off"),
         ({"decisions": ["utc_only"]}, "decisions must map rule names"),
         ({"rules": (*HANDBOOK_RULES, HANDBOOK_RULES[0])}, "two rules are named 'utc_only'"),
