@@ -966,13 +966,13 @@ class IncidentFlow:
 
     def _release_reminder(self, incident: Incident, context: Context) -> _EventSpec:
         release = context.payload["release"]
-        stamp = context.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        paused_at_version = incident.version + 1  # the ReleasePaused event comes first
         groups = ", ".join(context.payload["alert"]) or "the teams that plan releases"
         return (
             ReminderDue,
             {
                 "reminder": RELEASE_PAUSED_POST,
-                "key": f"{RELEASE_PAUSED_POST}:{release}:{stamp}",
+                "key": f"{RELEASE_PAUSED_POST}:{release}:v{paused_at_version}",
                 "due_at": context.at,
                 "recipient": str(Role.MESSENGER),
                 "person": incident.messenger,

@@ -11,7 +11,8 @@ a fake clock moves. After every step it checks:
 * an allowed command had every guard of its transition met, as the flow asked them;
 * every event survives a JSON round trip;
 * the process's table of available actions agrees with deciding each action;
-* each of the team's own ``rules`` holds on every incident.
+* each of the team's own ``rules`` holds on every incident;
+* when time passes, every reminder that fell due is recorded once, and none before it is due.
 
 Besides random commands, a rule follows the shortest path to a randomly chosen transition (see
 :mod:`incident_flow.testing.paths`), so that runs reach every part of the process and a broken
@@ -54,6 +55,7 @@ from incident_flow.store.memory import MemoryStore
 from incident_flow.testing.commands import PEOPLE, Command, Declaration, candidates
 from incident_flow.testing.coverage import CoverageRecorder
 from incident_flow.testing.paths import DECLARATIONS, START, Path, explore
+from incident_flow.timers import due_reminders
 
 __all__ = ["FAILING_FAST", "ProcessMachine", "Rule", "machine_for", "process_test_case"]
 
@@ -177,7 +179,21 @@ class ProcessMachine(RuleBasedStateMachine):
 
     @rule(minutes=st.integers(min_value=0, max_value=90))
     def time_passes(self, minutes: int) -> None:
+        """The clock moves and the reminders that fell due are recorded: each once, none
+        early, and none left behind."""
         self.clock.advance(minutes=minutes)
+        now = self.clock.now()
+        fired = self.flow.fire_reminders()
+        for event in fired:
+            assert event.due_at <= event.at, f"{event.key} recorded before it fell due"
+        for incident_id in self.known:
+            incident = self.flow.get(incident_id)
+            self.known[incident_id] = incident
+            keys = [reminder.key for reminder in incident.reminders]
+            assert len(keys) == len(set(keys)), f"a reminder of {incident_id} fired twice"
+            left = due_reminders(incident, self.process, now)
+            assert not left, f"{incident_id}: {left[0].key} fell due but was not recorded"
+        assert self.flow.fire_reminders() == [], "reminders fired twice at one moment"
 
     @rule(incident_id=incidents, data=st.data())
     def act(self, incident_id: str, data: st.DataObject) -> None:
