@@ -17,6 +17,7 @@ from incident_flow.events import ReminderDue
 from incident_flow.hookspecs import hookimpl
 from incident_flow.model import Incident
 from incident_flow.process import HANDBOOK, Process
+from incident_flow.store.base import Store
 from incident_flow.store.sqlite import SQLiteStore
 from incident_flow.timers import (
     ANNOUNCEMENT_DAY,
@@ -345,11 +346,26 @@ def test_reminders_reach_plugins_like_any_other_event(clock: FakeClock) -> None:
     assert seen == [STATUS_UPDATE_DUE]
 
 
-def test_several_flows_on_one_store_record_each_reminder_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_several_flows_on_one_store_record_each_reminder_once(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     clock = FakeClock(START)
-    path = tmp_path / "incidents.db"
+    if engine == "sqlite":
+        path = tmp_path / "incidents.db"
+
+        def store() -> Store:
+            return SQLiteStore(path)
+    else:
+        conninfo, schema = request.getfixturevalue("pg_schema")
+
+        def store() -> Store:
+            from incident_flow.store.postgres import PostgresStore
+
+            return PostgresStore(conninfo, schema=schema, max_size=2)
+
     flows = [
-        IncidentFlow(store=SQLiteStore(path), clock=clock, entry_points=False, reminders=False)
+        IncidentFlow(store=store(), clock=clock, entry_points=False, reminders=False)
         for _ in range(4)
     ]
     try:
