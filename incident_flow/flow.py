@@ -936,11 +936,22 @@ class IncidentFlow:
         return []
 
     def _remind(self) -> None:
+        failing = False
         while not self._stop_reminders.wait(self._reminder_interval):
             try:
                 self.fire_reminders()
-            except Exception:  # the loop must outlive a store hiccup; it tries again later
-                logger.exception("looking for due reminders failed")
+            except Exception:  # the loop must outlive a store outage; it tries again later
+                # Said once per outage, not at every look.
+                log = logger.debug if failing else logger.exception
+                log(
+                    "looking for due reminders failed; trying again every %ss",
+                    self._reminder_interval,
+                )
+                failing = True
+            else:
+                if failing:
+                    logger.warning("looking for due reminders works again")
+                failing = False
 
     @staticmethod
     def _reminder_events(

@@ -117,7 +117,9 @@ def _race(spec: StoreSpec) -> None:
             assert len(updates) == PROCESSES * POSTS
             for i in range(PROCESSES):
                 texts = [e.text for e in updates if e.actor == f"p{i}"]  # type: ignore[attr-defined]
-                assert texts == [f"Identified: p{i} {n}" for n in range(POSTS)]
+                assert texts == [
+                    f"Identified: p{i} {n}, support@sourcegraph.com" for n in range(POSTS)
+                ]
 
 
 def test_processes_racing_on_one_sqlite_file_lose_no_update(tmp_path: Path) -> None:
