@@ -54,7 +54,7 @@ import attrs
 
 from incident_flow.audit import audit_file
 from incident_flow.clock import FakeClock
-from incident_flow.comms import StatusPost, render_template
+from incident_flow.comms import TEMPLATES, StatusPost, render_template
 from incident_flow.console import ConsoleSlack, ConsoleStatusPage, format_utc
 from incident_flow.delivery import DEFAULT_LEASE, DEFAULT_TIMEOUT, DeliveryWorker, RetryPolicy
 from incident_flow.errors import IncidentFlowError, TransitionRefused
@@ -101,6 +101,11 @@ def _timestamp(moment: datetime) -> str:
 
 
 def _value(value: object) -> str:
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, tuple):
+        text = ",".join(str(getattr(item, "rule", item)) for item in value)
+        return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 3] + "..."
     text = str(value)
     if len(text) > _TEXT_LIMIT:
         text = text[: _TEXT_LIMIT - 3] + "..."
@@ -120,12 +125,17 @@ def format_event(event: Event) -> str:
             # The declared checklist is the process's, the same on every incident: noise here.
             if field.name in _BASE_FIELDS or field.name == "checklist":
                 continue
-            if value is None or value == "":
+            if (
+                value is None
+                or value == ""
+                or value == ()
+                or (field.name == "missed" and not value)
+            ):
                 continue
             parts.append(f"{field.name}={_value(value)}")
         details = " ".join(parts)
     return (
-        f"{event.version:>3}  {_timestamp(event.at)}  {event.actor:<8} {event.type:<22} {details}"
+        f"{event.version:>3}  {_timestamp(event.at)}  {event.actor:<13} {event.type:<22} {details}"
     )
 
 
@@ -169,6 +179,22 @@ def _describe(incident: Incident, process: Process) -> list[str]:
     lines.append(f"  status updates   {len(incident.status_updates) or 'none'}")
     for update in incident.status_updates:
         lines.append(f"    {format_utc(update.at)}  {update.phase:<13} {update.by}: {update.text}")
+        for finding in update.findings:
+            lines.append(f"      finding {finding.rule}: {finding.message}")
+    lines.append(f"  pages            {len(incident.pages) or 'none'}")
+    for page in incident.pages:
+        answered = (
+            f"answered by {page.acknowledged_by}, {format_utc(page.acknowledged_at)}"
+            if page.acknowledged_at is not None
+            else "not answered"
+        )
+        lines.append(
+            f"    {format_utc(page.at)}  {page.id} to {page.target} by {page.by}: {answered}"
+        )
+    lines.append(f"  reminders        {len(incident.reminders) or 'none'}")
+    for reminder in incident.reminders:
+        who = reminder.person or reminder.recipient
+        lines.append(f"    {format_utc(reminder.due_at)}  {reminder.name} for {who}")
     lines.append(f"  rollbacks        {len(incident.rollbacks) or 'none'}")
     outcomes = {True: "worked", False: "did not work", None: "outcome unknown"}
     for rollback in incident.rollbacks:
@@ -177,6 +203,10 @@ def _describe(incident: Incident, process: Process) -> list[str]:
             f"({outcomes[rollback.succeeded]})"
         )
     lines.append(f"  paused releases  {', '.join(incident.paused_releases) or 'none'}")
+    lines.append(f"  follow-ups       {len(incident.follow_ups) or 'none'}")
+    for follow_up in incident.follow_ups:
+        owner = f" (owner {follow_up.owner})" if follow_up.owner else ""
+        lines.append(f"    {follow_up.id}: {follow_up.title}{owner}")
     lines.append("  checklist")
     marks = {ItemState.OPEN: "[ ]", ItemState.DONE: "[x]", ItemState.WAIVED: "[-]"}
     width = max((len(item.name) for item in incident.checklist), default=0)
@@ -438,11 +468,13 @@ def _audit(args: argparse.Namespace) -> int:
         _process_of(args),
         backdate_tolerance=timedelta(minutes=args.backdate_tolerance),
     )
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text())
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.to_text().rstrip("\n"))
     return 0 if report.ok else AUDIT_DEPARTED
 
 
 def _postmortem(args: argparse.Namespace) -> int:
+    if args.complete_item and not args.by:
+        raise CommandError("--complete-item needs --by PERSON: who completes the item")
     with _open_existing(args, process=_process_of(args)) as flow:
         document = render_postmortem(flow.history(args.id), flow.process)
         if args.output is None:
@@ -455,8 +487,6 @@ def _postmortem(args: argparse.Namespace) -> int:
             os.replace(partial, args.output)
             print(f"wrote {args.output}", file=sys.stderr)
         if args.complete_item:
-            if not args.by:
-                raise CommandError("--complete-item needs --by PERSON: who completes the item")
             link = args.link or (os.path.abspath(args.output) if args.output else None)
             flow.complete_item(args.id, POSTMORTEM_ITEM, by=args.by, link=link)
             print(f"completed {POSTMORTEM_ITEM}" + (f" -> {link}" if link else ""), file=sys.stderr)
@@ -464,6 +494,12 @@ def _postmortem(args: argparse.Namespace) -> int:
 
 
 def _template(args: argparse.Namespace) -> int:
+    template = TEMPLATES.get(str(args.phase).strip().lower())
+    if template is not None and template.needs_issue and not (args.issue or "").strip():
+        raise CommandError(
+            f"the {template.phase} post names what is broken: pass --issue TEXT, such as "
+            "--issue 'search on sourcegraph.com'"
+        )
     print(render_template(args.phase, issue=args.issue, policy=_process_of(args).comms))
     return 0
 

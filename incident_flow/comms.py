@@ -866,7 +866,8 @@ class CommsPolicy:
             rule: a :class:`Rule` (one of the policy's or an extra one) or a rule's name.
 
         Raises:
-            InvalidFieldError: ``rule`` is a name the policy has no rule for.
+            InvalidFieldError: ``rule`` is a name the policy has neither a rule nor a decision
+                for (a plugin's rule, known to the policy only by a decision, is answered).
         """
         if isinstance(rule, Rule):
             override = self.decisions.get(rule.name)
@@ -876,6 +877,8 @@ class CommsPolicy:
         for known in self.rules:
             if known.name == rule:
                 return self.decision(known)
+        if isinstance(rule, str) and rule in self.decisions:
+            return self.decisions[rule]
         raise InvalidFieldError(
             f"the policy has no rule named {rule!r}; rules: "
             f"{', '.join(r.name for r in self.rules)}",

@@ -59,7 +59,7 @@ from incident_flow.events import (
 from incident_flow.model import Finding, Incident, Role, Severity
 from incident_flow.plugins import PluginLoadFailure, PluginRegistry
 from incident_flow.process import HANDBOOK, Decision, Process
-from incident_flow.requirements import Context, Requirement
+from incident_flow.requirements import HANDBOOK_GUARDS, Context, Requirement
 from incident_flow.store.base import Delivery, DeliveryStatus, Store
 from incident_flow.store.memory import MemoryStore
 from incident_flow.timers import ENGINE, RELEASE_PAUSED_POST, Due, due_reminders, next_reminder
@@ -1019,6 +1019,14 @@ class IncidentFlow:
     @staticmethod
     def _page_for(incident: Incident, actor: str) -> str:
         open_pages = incident.open_pages
+        if not open_pages:
+            guard = HANDBOOK_GUARDS["page_open"]
+            raise TransitionRefused(
+                incident.id,
+                "acknowledge_page",
+                incident.phase,
+                (Requirement(guard.name, guard.impossible_reason, guard.handbook_ref),),
+            )
         for page in open_pages:
             if page.target == actor:
                 return page.id

@@ -87,7 +87,8 @@ def incident_flow_status_rules() -> Iterable[Rule] | None:
     (``refuses=True``) or is only recorded on it as a finding; the process's
     :class:`~incident_flow.comms.CommsPolicy` can override that by rule name. A rule's check
     that raises fails the post with :class:`~incident_flow.errors.PluginError`, writing nothing;
-    so does a name that another rule already has.
+    a name that another rule already has fails it with
+    :class:`~incident_flow.errors.ProcessDefinitionError`.
 
     :return: the rules to add, or None.
     """

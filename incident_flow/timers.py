@@ -252,25 +252,24 @@ def _tuple_of_rules(rules: Iterable[ReminderRule]) -> tuple[ReminderRule, ...]:
 class TimerPolicy:
     """The reminders of a process and their intervals.
 
-    Args:
-        status_update_every: the longest a customer-impacting incident may go without a
-            status-page post (the handbook: 30 minutes).
-        page_ack_within: how long a page may stay unacknowledged before it escalates (the
-            handbook's on-call rule: 10 minutes).
-        rules: a team's own reminder rules, asked after the handbook's.
-
     Raises:
         InvalidFieldError: an interval is not a positive timedelta.
-        ProcessDefinitionError: two rules share a name.
+        ProcessDefinitionError: two rules share a name, or a rule is not a
+            :class:`ReminderRule`.
     """
 
     status_update_every: timedelta = attrs.field(
         default=timedelta(minutes=30), validator=_positive("status_update_every")
     )
+    """The longest a customer-impacting incident may go without a status-page post (the
+    handbook: 30 minutes)."""
     page_ack_within: timedelta = attrs.field(
         default=timedelta(minutes=10), validator=_positive("page_ack_within")
     )
+    """How long a page may stay unacknowledged before it escalates (the handbook's on-call
+    rule: 10 minutes)."""
     rules: tuple[ReminderRule, ...] = attrs.field(default=(), converter=_tuple_of_rules)
+    """A team's own reminder rules, asked after the handbook's."""
 
     def __attrs_post_init__(self) -> None:
         for rule in self.rules:

@@ -24,6 +24,10 @@ DIAGRAM = re.compile(
 CODE_BLOCK = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 RUNNABLE_PAGES = [
     "index.md",
+    "communications.md",
+    "reminders.md",
+    "postmortem.md",
+    "audit.md",
     "hooks.md",
     "process.md",
     "api.md",

@@ -247,6 +247,17 @@ def test_which_page_is_meant_must_be_said_when_several_are_open(flow: IncidentFl
     assert flow.get(incident.id).version == before
 
 
+def test_acknowledging_when_no_page_is_open_is_refused_with_the_reason(
+    flow: IncidentFlow,
+) -> None:
+    incident = declare(flow, customer_impact=False)
+    with pytest.raises(TransitionRefused) as refused:
+        flow.acknowledge_page(incident.id, by="dave")
+    [unmet] = refused.value.unmet
+    assert unmet.name == "page_open"
+    assert "no page of this incident is waiting" in unmet.reason
+
+
 def test_page_escalation_interval_is_part_of_the_process(clock: FakeClock) -> None:
     process = HANDBOOK.with_timers(page_ack_within=timedelta(minutes=5))
     with IncidentFlow(process=process, clock=clock, entry_points=False, reminders=False) as flow:
