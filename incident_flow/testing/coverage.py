@@ -9,6 +9,7 @@ and :meth:`Coverage.require_complete` fails a test that left anything out.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -80,6 +81,16 @@ def events_of(process: Process) -> list[str]:
         if process.warnings_of(action, source):
             kinds.add("WarningRecorded")
     return sorted(kinds)
+
+
+@functools.lru_cache(maxsize=64)
+def _single_sources(process: Process) -> Mapping[str, str]:
+    """Each action that keeps the phase in exactly one phase → that phase."""
+    sources: dict[str, list[str]] = {}
+    for source, action, dest in process.edges():
+        if dest in (None, source):
+            sources.setdefault(action, []).append(source)
+    return {action: found[0] for action, found in sources.items() if len(found) == 1}
 
 
 def _percent(seen: int, total: int) -> float:
@@ -255,9 +266,9 @@ class CoverageRecorder:
     def _keep_phase(self, event: Event, action: str) -> None:
         # Which phase it happened in is not on the event; a driver notes it with
         # observe_transition. Here only actions defined in a single phase can be placed.
-        sources = [s for s, a, d in self.process.edges() if a == action and d in (None, s)]
-        if len(sources) == 1:
-            self._transitions.add((sources[0], action, sources[0]))
+        sources = _single_sources(self.process).get(action)
+        if sources is not None:
+            self._transitions.add((sources, action, sources))
 
     def transitions_seen(self) -> int:
         with self._lock:

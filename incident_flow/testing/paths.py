@@ -22,6 +22,7 @@ import itertools
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import attrs
 
@@ -127,13 +128,17 @@ class GuardFailure:
 _Shape = tuple[object, ...]
 
 
-def shape(incident: Incident) -> _Shape:
+def shape(incident: Incident, process: Process | None = None) -> _Shape:
     """What the guards can tell about an incident: explored once per shape.
 
     Coarse on purpose: who holds a role, which release is paused, which checklist item is open
     and the severity are left out (commands are tried with arguments that fit the incident), so
-    that the walk reaches the end of the process in a few hundred states.
+    that the walk reaches the end of the process in a few thousand states. With ``process``,
+    open pages count only in a phase where a guard asks about a page.
     """
+    pages = bool(incident.open_pages)
+    if pages and process is not None:
+        pages = _asks_about_pages(process, incident.phase)
     return (
         incident.phase,
         incident.customer_impact,
@@ -143,10 +148,19 @@ def shape(incident: Incident) -> _Shape:
         bool(incident.status_updates),
         bool(incident.rollbacks),
         bool(incident.paused_releases),
-        bool(incident.open_pages),
+        pages,
         sum(item.is_open for item in incident.checklist if item.required),
         sum(item.is_open for item in incident.checklist if not item.required),
         incident.false_positive,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _asks_about_pages(process: Process, phase: str) -> bool:
+    return any(
+        "page" in guard.reads
+        for action in process.actions_in(phase)
+        for guard in (*process.guards_of(action, phase), *process.warnings_of(action, phase))
     )
 
 
@@ -248,8 +262,10 @@ class _Walker:
             self.flow.shutdown()
             self.flow = self._flow()
         copy = next(self.ids)
-        moved = [attrs.evolve(event, incident_id=copy) for event in events]
+        moved = [_with_incident_id(event, copy) for event in events]
         self.flow.store.append(copy, 0, moved, phase=incident.phase)
+        # The copy's state is known: spare the flow loading and folding it again.
+        self.flow._remember(_with_incident_id(incident, copy))
         return _Copy(copy, len(moved))
 
     def attempt(self, copy: _Copy, command: Command) -> tuple[Incident, list[Event]] | None:
@@ -350,7 +366,7 @@ def _explore(
     try:
         for declaration in declarations:
             incident, events = walker.declare(declaration)
-            key = shape(incident)
+            key = shape(incident, process)
             if key not in paths_to:
                 roots[key] = paths_to[key] = Path(declaration)
                 frontier.append((key, Path(declaration), events, incident))
@@ -381,7 +397,7 @@ def _explore(
                 transition = (incident.phase, command.action, after.phase)
                 step = Step(command, transition)
                 walker.recorder.observe_transition(transition)
-                target = shape(after)
+                target = shape(after, process)
                 out.append((step, target))
                 longer = path.then(step)
                 shortest.setdefault(transition, longer)
@@ -409,7 +425,27 @@ def _moved(new: Sequence[Event], events: Sequence[Event]) -> Iterator[Event]:
     """``new`` events under the incident id of ``events``."""
     incident_id = events[0].incident_id
     for event in new:
-        yield attrs.evolve(event, incident_id=incident_id)
+        yield _with_incident_id(event, incident_id)
+
+
+_T = TypeVar("_T", Event, Incident)
+
+
+def _with_incident_id(record: _T, incident_id: str) -> _T:
+    """A copy of a frozen event or incident under another id (fields are already valid, so
+    none of :func:`attrs.evolve`'s checks are needed; the walk makes hundreds of thousands)."""
+    cls = type(record)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))
+    copy = object.__new__(cls)
+    for name in names:
+        object.__setattr__(copy, name, getattr(record, name))
+    object.__setattr__(copy, "id" if isinstance(record, Incident) else "incident_id", incident_id)
+    return copy
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def shortest_paths(process: Process, **options: object) -> list[Path]:
