@@ -118,6 +118,10 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _readable(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _minutes(delta: timedelta) -> str:
     minutes = delta.total_seconds() / 60
     return f"{minutes:g} minute{'s' if minutes != 1 else ''}"
@@ -159,7 +163,7 @@ class StatusUpdateCadence:
         since = [r.due_at for r in _recorded(incident, self.name) if r.due_at > anchor]
         due_at = max(since, default=anchor) + self.every
         recipient = Role.MESSENGER if incident.messenger else Role.LEAD
-        last = f"the last status-page post ({_stamp(anchor)})" if updates else "declaring"
+        last = f"the last status-page post ({_readable(anchor)})" if updates else "declaring"
         return Due(
             self.name,
             f"{self.name}:{_stamp(due_at)}",
@@ -201,7 +205,7 @@ class PageEscalation:
                 incident.lead or page.by,
                 subject=page.id,
                 message=(
-                    f"the page to {page.target} ({page.id}, sent {_stamp(page.at)}) is not "
+                    f"the page to {page.target} ({page.id}, sent {_readable(page.at)}) is not "
                     f"acknowledged after {_minutes(due_at - page.at)}: escalate to the next "
                     f"responder (escalation {level})"
                 ),
