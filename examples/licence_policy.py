@@ -121,7 +121,10 @@ def _days_reason(incident: Incident, context: Context) -> str:
 
 LICENCE_DAYS_GUARD = Guard(
     "temporary_licence_valid_days",
-    lambda incident, context: licence_days(context.payload.get("days")) is not None,
+    # Left out, the number of days is temporary_licence_arguments' to report.
+    lambda incident, context: (
+        "days" not in context.payload or licence_days(context.payload["days"]) is not None
+    ),
     _days_reason,
     GO_TO_MARKET,
     # Asked only when the command gives ``days``: "which actions are available?" (asked with
@@ -132,10 +135,6 @@ LICENCE_DAYS_GUARD = Guard(
 
 
 def _arguments_given(incident: Incident, context: Context) -> bool:
-    if not context.payload:
-        # A question without arguments ("which actions are available?"): any customer and
-        # number of days could be given, so it is not this guard that says no.
-        return True
     return bool(_customer(context)) and "days" in context.payload
 
 
@@ -153,14 +152,11 @@ LICENCE_ARGUMENTS_GUARD = Guard(
     _arguments_given,
     _arguments_reason,
     GO_TO_MARKET,
+    # A question ("which actions are available?") that leaves them out skips this guard; a
+    # command is always asked, so one without a customer or days is refused.
+    reads=("customer", "days"),
 )
-"""A command names the customer (not blank) and gives the number of days.
-
-It declares no ``reads``: a guard that reads an argument is skipped when the argument is left
-out, which is right for a question but would let a command without a customer through. It
-tells a question from a command by the arguments: a command that gives none at all is taken
-for a question too.
-"""
+"""A command names the customer (not blank) and gives the number of days."""
 
 
 # -- the reminders ----------------------------------------------------------------------------

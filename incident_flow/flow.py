@@ -772,7 +772,7 @@ class IncidentFlow:
             arguments = payload
             if action == "post_status_update":
                 arguments = {**payload, "findings": self._review(incident, payload, moment)}
-            context = Context(action, actor, moment, arguments)
+            context = Context(action, actor, moment, arguments, command=True)
             decision = self._decide(incident, context)
             if not decision.allowed:
                 raise TransitionRefused(incident_id, action, incident.phase, decision.unmet)

@@ -52,6 +52,10 @@ class Context:
     actor: str
     at: datetime
     payload: Mapping[str, Any] = attrs.field(factory=dict)
+    command: bool = False
+    """True when a command is being decided; False for a question ("which actions are
+    available?", :meth:`IncidentFlow.requirements <incident_flow.IncidentFlow.requirements>`),
+    which may leave arguments out."""
 
 
 def _frozen_names(names: Iterable[str]) -> frozenset[str]:
@@ -71,7 +75,9 @@ class Guard:
     reason: Reason
     handbook_ref: str = ""
     reads: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen_names)
-    """Command arguments (``context.payload`` keys) the check depends on."""
+    """Command arguments (``context.payload`` keys) the check depends on. A question that
+    leaves one of them out does not run ``check`` (see ``possible``); a command always does,
+    so a check can refuse a command that leaves out an argument it needs."""
     possible: Callable[[Incident], bool] | None = None
     """Asked instead of ``check`` when an argument in ``reads`` is not given (a question such as
     "which actions are available?"): could some argument meet the guard? None means yes."""
@@ -80,13 +86,13 @@ class Guard:
 
     def is_met(self, incident: Incident, context: Context) -> bool:
         """True when nothing of this guard is unmet (the fast question; see :meth:`unmet`)."""
-        if self.reads and not self.reads <= context.payload.keys():
+        if self.reads and not context.command and not self.reads <= context.payload.keys():
             return self.possible is None or self.possible(incident)
         return self.check(incident, context)
 
     def unmet(self, incident: Incident, context: Context) -> Iterator[Requirement]:
         """Yield a :class:`Requirement` for each part of this guard that is not met."""
-        if self.reads and not self.reads <= context.payload.keys():
+        if self.reads and not context.command and not self.reads <= context.payload.keys():
             if self.possible is not None and not self.possible(incident):
                 yield Requirement(self.name, self.impossible_reason, self.handbook_ref)
             return

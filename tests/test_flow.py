@@ -426,3 +426,30 @@ def test_an_action_name_must_be_a_string(flow: IncidentFlow, action: object) -> 
 def test_a_plugin_filter_must_be_a_name(flow: IncidentFlow) -> None:
     with pytest.raises(InvalidFieldError):
         flow.deliveries(plugin=5)  # type: ignore[arg-type]
+
+
+def test_a_guard_that_reads_an_argument_is_asked_by_a_command_that_leaves_it_out(
+    clock: FakeClock,
+) -> None:
+    from incident_flow import HANDBOOK, Guard, Transition
+
+    needs_ticket = Guard(
+        "ticket_given",
+        lambda incident, context: bool(context.payload.get("ticket")),
+        "name the support ticket (ticket=...)",
+        reads=("ticket",),
+    )
+    process = HANDBOOK.with_transition(Transition("link_ticket", Phase.IDENTIFIED)).with_guard(
+        "link_ticket", needs_ticket
+    )
+    with IncidentFlow(process=process, clock=clock, entry_points=False, reminders=False) as flow:
+        incident = declare(flow)
+        # A question may leave the argument out: the action is available.
+        assert "link_ticket" in flow.available_actions(incident.id)
+        assert flow.requirements(incident.id, "link_ticket") == []
+        # A command may not: the guard is asked, and refuses.
+        with pytest.raises(TransitionRefused) as refused:
+            flow.transition(incident.id, "link_ticket", by="alice")
+        assert unmet_names(refused.value) == ["ticket_given"]
+        linked = flow.transition(incident.id, "link_ticket", by="alice", ticket="ZD-1")
+        assert linked.team_actions[-1].arguments == {"ticket": "ZD-1"}
