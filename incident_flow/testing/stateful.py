@@ -242,7 +242,9 @@ class ProcessMachine(RuleBasedStateMachine):
         return 1 if self.process.is_terminal(dest) else 6
 
     def _allowed(self, incident: Incident, command: Command) -> bool:
-        context = Context(command.action, command.by, self.clock.now(), command.kwargs)
+        context = Context(
+            command.action, command.by, self.clock.now(), command.kwargs, command=True
+        )
         try:
             return self.process.decide(incident, context).allowed
         except Exception:

@@ -234,7 +234,10 @@ def command_sequences(
                 command
                 for command in candidates(process, incident, people=people, arguments=arguments)
                 if process.decide(
-                    incident, Context(command.action, command.by, at, _payload(process, command))
+                    incident,
+                    Context(
+                        command.action, command.by, at, _payload(process, command), command=True
+                    ),
                 ).allowed
             ]
             if not allowed:
