@@ -556,21 +556,21 @@ def _worker(args: argparse.Namespace) -> int:
             "no plugin to deliver to: install an adapter package (entry-point group "
             "incident_flow) or pass --plugin MODULE:ATTR"
         )
+    process = HANDBOOK if args.process is None else _import_process(args.process)
     store = open_store(args.db, schema=args.schema, create=False)
-    reminders: IncidentFlow | None = None
-    if not args.no_reminders:
-        # Reminders are recorded by a flow over the same store and plugins, so that they get
-        # an outbox row for each plugin like any other event. Several workers may do this at
-        # once: each reminder is still recorded once.
-        process = HANDBOOK if args.process is None else _import_process(args.process)
-        reminders = IncidentFlow(
-            process=process,
-            store=store,
-            plugins=registry,
-            deliver=False,
-            reminders=not args.once,
-            reminder_interval=args.reminder_interval,
-        )
+    # A flow over the same store and plugins: the plugins are handed it (to read incidents as
+    # they are now and record what they made outside), and it records the reminders that fall
+    # due, so that they get an outbox row for each plugin like any other event. Several
+    # workers may do this at once: each reminder is still recorded once.
+    flow = IncidentFlow(
+        process=process,
+        store=store,
+        plugins=registry,
+        deliver=False,
+        reminders=not (args.once or args.no_reminders),
+        reminder_interval=args.reminder_interval,
+    )
+    reminders = None if args.no_reminders else flow
     try:
         if reminders is not None and args.once:
             fired = reminders.fire_reminders()
@@ -585,6 +585,7 @@ def _worker(args: argparse.Namespace) -> int:
             lease=args.lease,
             batch=args.batch,
             poll=args.poll,
+            flow=flow,
         )
         _warn_stranded(store.deliveries(status=DeliveryStatus.PENDING), names)
         print(
@@ -611,10 +612,7 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     finally:
-        if reminders is not None:
-            reminders.shutdown()  # stops the reminder loop and closes the store
-        else:
-            store.close()
+        flow.shutdown()  # stops the reminder loop and closes the store
     return 0
 
 

@@ -38,6 +38,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -54,6 +55,9 @@ from incident_flow.events import Event
 from incident_flow.model import Incident
 from incident_flow.plugins import Notifier, PluginRegistry
 from incident_flow.store.base import Delivery, DeliveryStatus, Outcome, Store
+
+if TYPE_CHECKING:
+    from incident_flow.flow import IncidentFlow
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -251,6 +255,9 @@ class DeliveryWorker:
         max_stuck: hanging calls of one plugin after which no more rows are claimed for it.
         linger: seconds a woken worker waits for more commits and outcomes before it claims
             and records, so that one transaction serves many (0: none).
+        flow: the flow over the same store that plugins are handed (the hook's ``flow``
+            argument), to read incidents as they are now and record what they made outside.
+            A flow's own worker has it; None hands them None.
     """
 
     def __init__(
@@ -267,6 +274,7 @@ class DeliveryWorker:
         poll: float = 1.0,
         max_stuck: int = 4,
         linger: float = 0.005,
+        flow: IncidentFlow | None = None,
     ) -> None:
         for field, seconds in (("timeout", timeout), ("lease", lease), ("poll", poll)):
             if not seconds > 0:
@@ -283,6 +291,7 @@ class DeliveryWorker:
                     f"{field} must be a whole number >= 1, not {count!r}", field=field
                 )
         self.store = store
+        self.flow = flow
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.name = name or worker_name()
         self.timeout = timeout
@@ -610,7 +619,7 @@ class DeliveryWorker:
         except StoreError as error:
             return self._failure(delivery, error, None)
         try:
-            notifier.invoke(event, incident, delivery.key)
+            notifier.invoke(event, incident, delivery.key, self.flow)
         except Exception as error:
             retry_after = error.retry_after if isinstance(error, RetryableDeliveryError) else None
             return self._failure(delivery, error, retry_after)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from incident_flow.requirements import Requirement
 
 __all__ = [
+    "AdapterConfigError",
     "ConcurrencyConflict",
     "CorruptEventError",
     "DeliveryError",
@@ -189,6 +190,16 @@ class SchemaVersionError(CorruptEventError):
 
 class PluginError(IncidentFlowError):
     """A plugin cannot be registered: it misspells a hook, or two plugins share one name."""
+
+
+class AdapterConfigError(IncidentFlowError, ValueError):
+    """An adapter's setting is missing or malformed (an unset ``SLACK_BOT_TOKEN``, an
+    Opsgenie region that does not exist). ``setting`` names it; the message says how to set it
+    and never holds a secret's value."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class DeliveryError(IncidentFlowError):

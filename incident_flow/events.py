@@ -22,6 +22,7 @@ from incident_flow.errors import CorruptEventError
 from incident_flow.model import (
     ActionRecord,
     ChecklistItem,
+    ExternalRef,
     Finding,
     FollowUp,
     Incident,
@@ -42,6 +43,7 @@ __all__ = [
     "ChecklistItemCompleted",
     "ChecklistItemWaived",
     "Event",
+    "ExternalRefRecorded",
     "FalsePositiveMarked",
     "FollowUpAdded",
     "IncidentDeclared",
@@ -398,6 +400,27 @@ class ReminderDue(Event):
             self.missed,
         )
         return {"reminders": (*incident.reminders, reminder)}
+
+
+@attrs.frozen(kw_only=True)
+class ExternalRefRecorded(Event):
+    """ExternalRefRecorded: an adapter made something outside for this incident (a channel, an
+    alert, a status-page incident, an issue) and records its id, so that it is never made twice.
+
+    ``actor`` is the plugin's name. It changes nothing else on the incident, in any phase.
+    """
+
+    system: str
+    kind: str
+    external_id: str
+    source: str = ""
+    url: str | None = None
+
+    def _changes(self, incident: Incident) -> dict[str, Any]:
+        ref = ExternalRef(
+            self.system, self.kind, self.external_id, self.source, self.url, self.at, self.actor
+        )
+        return {"external_refs": (*incident.external_refs, ref)}
 
 
 def _set_item(incident: Incident, name: str, item: ChecklistItem) -> tuple[ChecklistItem, ...]:

@@ -39,6 +39,7 @@ from incident_flow.events import (
     ChecklistItemCompleted,
     ChecklistItemWaived,
     Event,
+    ExternalRefRecorded,
     FalsePositiveMarked,
     FollowUpAdded,
     IncidentDeclared,
@@ -260,6 +261,7 @@ class IncidentFlow:
             timeout=delivery_timeout,
             retry=retry,
             lease=delivery_lease,
+            flow=self,
         )
         """The in-process delivery worker (started with the flow when ``deliver`` is on)."""
         self._deliver = deliver
@@ -700,6 +702,82 @@ class IncidentFlow:
             "owner": None if owner is None else _actor(owner, "owner"),
         }
         return self._run(incident_id, "add_follow_up", by, at, payload)
+
+    def record_external(
+        self,
+        incident_id: str,
+        *,
+        system: str,
+        kind: str,
+        external_id: str,
+        by: str,
+        source: str = "",
+        url: str | None = None,
+    ) -> Incident:
+        """Record that an adapter made something outside for this incident, and its id there.
+
+        Adapters call this right after making a channel, an alert, a status-page incident or an
+        issue, and look for it with :meth:`Incident.external_ref
+        <incident_flow.model.Incident.external_ref>` before making one, so that a redelivered
+        event makes nothing twice. It is an :class:`~incident_flow.events.ExternalRefRecorded`
+        event, allowed in every phase (a closed incident's channel is archived after it closed)
+        and asked of no guard. Recording the same reference again (same ``system``, ``kind``,
+        ``source`` and ``external_id``) writes nothing and returns the incident as it is.
+
+        Args:
+            incident_id: The incident.
+            system: The adapter or vendor (``slack``).
+            kind: What was made (``channel``).
+            external_id: Its id at the vendor.
+            by: Who made it: the plugin's name.
+            source: What it was made for (an idempotency key, a page or follow-up id), or
+                ``""`` when there is one per incident.
+            url: Where people can see it, if it has an address.
+
+        Raises:
+            InvalidFieldError: a name or id is empty or too long.
+            UnknownIncidentError: there is no such incident.
+        """
+        incident_id = self._id(incident_id)
+        actor = _actor(by)
+        fields: dict[str, Any] = {
+            "system": _text(system, "system", limit=MAX_TITLE),
+            "kind": _text(kind, "kind", limit=MAX_TITLE),
+            "external_id": _text(external_id, "external_id", limit=MAX_TITLE),
+            "source": _text(source, "source", limit=MAX_TITLE, empty_ok=True),
+            "url": None if url is None else _text(url, "url"),
+        }
+        lost: ConcurrencyConflict | None = None
+        for attempt in range(self._attempts):
+            if attempt:
+                time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
+            incident = self._latest(incident_id, trust_cache=attempt == 0)
+            if any(
+                ref.system == fields["system"]
+                and ref.kind == fields["kind"]
+                and ref.source == fields["source"]
+                and ref.external_id == fields["external_id"]
+                for ref in incident.external_refs
+            ):
+                return incident
+            event = ExternalRefRecorded(
+                incident_id=incident_id,
+                version=incident.version + 1,
+                at=max(self.clock.now(), incident.updated_at),
+                actor=actor,
+                **fields,
+            )
+            current = event.apply(incident)
+            try:
+                self._commit(incident, [event], [current])
+            except ConcurrencyConflict as conflict:
+                lost = conflict
+                self._forget(incident_id)
+                continue
+            self._remember(current)
+            return current
+        assert lost is not None
+        raise lost
 
     def waive_item(
         self, incident_id: str, item: str, *, reason: str, by: str, at: datetime | None = None

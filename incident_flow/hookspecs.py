@@ -16,6 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     from incident_flow.comms import Rule
     from incident_flow.events import Event
+    from incident_flow.flow import IncidentFlow
     from incident_flow.model import Incident
     from incident_flow.requirements import Context, Requirement
 
@@ -38,7 +39,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def incident_flow_event(event: Event, incident: Incident, key: str) -> None:
+def incident_flow_event(
+    event: Event, incident: Incident, key: str, flow: IncidentFlow | None
+) -> None:
     """Notification: ``event`` was committed; ``incident`` is the incident right after it.
 
     Fires once per event per plugin, after the command's transaction committed, never before and
@@ -53,6 +56,10 @@ def incident_flow_event(event: Event, incident: Incident, key: str) -> None:
     :param event: the committed event (an instance of a class of :mod:`incident_flow.events`).
     :param incident: the incident as of ``event.version``.
     :param key: an idempotency key, the same on every redelivery of this event to this plugin.
+    :param flow: the flow whose outbox is delivered, for the incident as it is now
+        (``flow.get``), for recording what the plugin made outside
+        (:meth:`~incident_flow.IncidentFlow.record_external`) and for commands; None only
+        from a :class:`~incident_flow.delivery.DeliveryWorker` built without ``flow=``.
     :return: ignored.
     """
 

@@ -20,6 +20,7 @@ from incident_flow.errors import InvalidSeverityError, MinorIssueError
 __all__ = [
     "ActionRecord",
     "ChecklistItem",
+    "ExternalRef",
     "Finding",
     "FollowUp",
     "Incident",
@@ -207,6 +208,30 @@ class FollowUp:
 
 
 @attrs.frozen
+class ExternalRef:
+    """Something an adapter made outside incident_flow for this incident, and its id there.
+
+    A Slack channel, an Opsgenie alert, a Statuspage incident, a GitHub issue: adapters record
+    each one (:meth:`IncidentFlow.record_external <incident_flow.IncidentFlow.record_external>`)
+    right after making it, and look here before making it again, so that a redelivered event
+    makes nothing twice.
+    """
+
+    system: str
+    """The adapter or vendor: ``slack``, ``opsgenie``, ``statuspage``, ``github``."""
+    kind: str
+    """What was made: ``channel``, ``message``, ``alert``, ``incident``, ``issue``."""
+    external_id: str
+    """Its id at the vendor."""
+    source: str
+    """What it was made for, so it is found again: an idempotency key, a page or follow-up id,
+    or ``""`` when there is one per incident."""
+    url: str | None
+    at: datetime
+    by: str
+
+
+@attrs.frozen
 class ActionRecord:
     """A team's own action (one the handbook does not have), with its arguments."""
 
@@ -256,6 +281,7 @@ class Incident:
     reminders: tuple[Reminder, ...] = ()
     team_actions: tuple[ActionRecord, ...] = ()
     follow_ups: tuple[FollowUp, ...] = ()
+    external_refs: tuple[ExternalRef, ...] = ()
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
 
@@ -289,6 +315,16 @@ class Incident:
     def reminded(self, key: str) -> bool:
         """True when the reminder occurrence ``key`` was already recorded."""
         return any(reminder.key == key for reminder in self.reminders)
+
+    def external_ref(self, system: str, kind: str, source: str | None = None) -> ExternalRef | None:
+        """The latest thing ``system`` recorded making of ``kind`` (for ``source``, when
+        given), or None when it made none."""
+        for ref in reversed(self.external_refs):
+            if ref.system != system or ref.kind != kind:
+                continue
+            if source is None or ref.source == source:
+                return ref
+        return None
 
     def item(self, name: str) -> ChecklistItem | None:
         """The checklist item called ``name``, or None."""

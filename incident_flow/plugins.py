@@ -43,19 +43,22 @@ class PluginLoadFailure:
     error: str
 
 
-_NOTIFY_ARGUMENTS = ("event", "incident", "key")
+_NOTIFY_ARGUMENTS = ("event", "incident", "key", "flow")
 
 
 def _invoker(
     function: Callable[..., object], argnames: tuple[str, ...]
-) -> Callable[[Any, Any, str], object]:
-    """A call taking (event, incident, key) that passes the implementation what it asks for."""
+) -> Callable[[Any, Any, str, Any], object]:
+    """A call taking (event, incident, key, flow) that passes the implementation what it asks
+    for."""
     if argnames == _NOTIFY_ARGUMENTS:
         return function
     if argnames == ("event",):
-        return lambda event, incident, key: function(event)
+        return lambda event, incident, key, flow: function(event)
     if argnames == ("event", "incident"):
-        return lambda event, incident, key: function(event, incident)
+        return lambda event, incident, key, flow: function(event, incident)
+    if argnames == ("event", "incident", "key"):
+        return lambda event, incident, key, flow: function(event, incident, key)
     positions = [_NOTIFY_ARGUMENTS.index(name) for name in argnames]
     return lambda *arguments: function(*[arguments[p] for p in positions])
 
@@ -67,8 +70,9 @@ class Notifier:
     plugin: str
     function: Callable[..., object]
     argnames: tuple[str, ...]
-    invoke: Callable[[Any, Any, str], object] = attrs.field(init=False, eq=False, repr=False)
-    """``invoke(event, incident, key)``: the implementation, given the arguments it takes."""
+    invoke: Callable[[Any, Any, str, Any], object] = attrs.field(init=False, eq=False, repr=False)
+    """``invoke(event, incident, key, flow)``: the implementation, given the arguments it
+    takes."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "invoke", _invoker(self.function, self.argnames))

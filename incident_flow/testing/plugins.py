@@ -10,7 +10,10 @@ not through a delivery worker) with the events of:
 
 Each path is replayed on a scratch flow (memory store, no plugins, no delivery) under an
 incident id of its own, ``check-<n>``; each of its events is delivered with the incident right
-after it and the key a worker would use, ``"<incident id>:<version>:<plugin name>"``. The report
+after it, the key a worker would use, ``"<incident id>:<version>:<plugin name>"``, and that
+scratch flow as the hook's ``flow``, so a plugin can read the incident as it is now and record
+what it made (:meth:`~incident_flow.IncidentFlow.record_external`) as it would in production.
+The report
 (:class:`PluginReport`) lists each :class:`Problem` with the check that found it, the event kind,
 the key and the path (``str(path)``) that produced it. The checks, by :attr:`Problem.check`:
 
@@ -33,8 +36,9 @@ the key and the path (``str(path)``) that produced it. The checks, by :attr:`Pro
     ``timeout`` seconds, and a raise then must not be permanent.
 
     So that the plugin cannot deduplicate these calls away, each fault is played on a **fresh
-    incident**: the events of the path up to the one checked are delivered (vendor healthy)
-    under the incident id ``<incident id>-fault-<n>`` and their own keys, then the checked event
+    incident**: the path is replayed on the scratch flow as ``<incident id>-fault-<n>``, the
+    events up to the one checked are delivered (vendor healthy) with their own keys, then the
+    checked event
     under ``<incident id>-fault-<n>:<version>:<plugin name>`` with the fault injected. The
     fault is injected for one request (``times=1``); if the plugin does not make that request
     (it is reported), the fault is cleared with ``api.reset()``, which also forgets answers
@@ -75,7 +79,6 @@ from incident_flow.errors import (
     PermanentDeliveryError,
     PluginError,
     RetryableDeliveryError,
-    TransitionRefused,
 )
 from incident_flow.events import Event
 from incident_flow.flow import IncidentFlow
@@ -238,14 +241,19 @@ class _Outcome:
 
 
 def _call(
-    notifier: Notifier, event: Event, incident: Incident, key: str, timeout: float
+    notifier: Notifier,
+    event: Event,
+    incident: Incident,
+    key: str,
+    timeout: float,
+    flow: IncidentFlow | None,
 ) -> _Outcome:
     """Call the plugin in a daemon thread; wait at most ``timeout`` seconds for it."""
     outcome = _Outcome()
 
     def run() -> None:
         try:
-            notifier.invoke(event, incident, key)
+            notifier.invoke(event, incident, key, flow)
         except BaseException as error:  # the plugin's failure is the harness's finding
             outcome.error = error
         outcome.finished = True
@@ -299,8 +307,10 @@ class _Checker:
         timeout: float,
         vendor_delay: float,
         effects: Callable[[], object] | None,
+        flow: IncidentFlow,
     ) -> None:
         self.notifier = notifier
+        self.flow = flow
         self.name = notifier.plugin
         self.api = api
         self.timeout = timeout
@@ -388,7 +398,7 @@ class _Checker:
         key = f"{event.incident_id}:{event.version}:{self.name}"
         since = len(self.requests())
         before = self.count_effects(delivery, key)
-        outcome = _call(self.notifier, event, incident, key, self.timeout)
+        outcome = _call(self.notifier, event, incident, key, self.timeout, self.flow)
         new = self.requests()[since:]
         self.check_requests(delivery, key, since)
         if not outcome.finished:
@@ -420,7 +430,9 @@ class _Checker:
     def redeliver(self, delivery: _Delivery, key: str, before: int | None) -> None:
         middle = self.count_effects(delivery, key)
         since = len(self.requests())
-        outcome = _call(self.notifier, delivery.event, delivery.incident, key, self.timeout)
+        outcome = _call(
+            self.notifier, delivery.event, delivery.incident, key, self.timeout, self.flow
+        )
         self.check_requests(delivery, key, since)
         if not outcome.finished:
             self.problem(
@@ -478,19 +490,23 @@ class _Checker:
         delivery = target.delivery
         self.faults += 1
         fresh = f"{delivery.event.incident_id}-fault-{self.faults}"
+        try:
+            events, incidents = _replay(self.flow, delivery.path, fresh)
+        except IncidentFlowError as error:
+            self.problem("harness", delivery, "", f"path does not replay: {_describe(error)}")
+            return
         for index in range(delivery.index + 1):
-            event = attrs.evolve(delivery.events[index], incident_id=fresh)
-            incident = attrs.evolve(delivery.incidents[index], id=fresh)
+            event, incident = events[index], incidents[index]
             key = f"{fresh}:{event.version}:{self.name}"
             since = len(api.requests)
             if index < delivery.index:
                 # The events before it, vendor healthy; a failure here was reported already,
                 # on their first delivery.
-                _call(self.notifier, event, incident, key, self.timeout)
+                _call(self.notifier, event, incident, key, self.timeout, self.flow)
                 self.check_requests(delivery, key, since)
                 continue
             inject(api, target.method, target.operation)
-            outcome = _call(self.notifier, event, incident, key, self.timeout)
+            outcome = _call(self.notifier, event, incident, key, self.timeout, self.flow)
             hits = [
                 r
                 for r in api.requests[since:]
@@ -572,28 +588,30 @@ class _Checker:
             self.problem("requests", None, "", f"invalid request {request.describe()}")
 
 
-def _deliveries(paths: Sequence[Path], process: Process, checker: _Checker) -> list[_Delivery]:
-    """Replay each path on a scratch flow; one :class:`_Delivery` per event."""
+def _replay(
+    flow: IncidentFlow, path: Path, incident_id: str
+) -> tuple[tuple[Event, ...], tuple[Incident, ...]]:
+    """Replay ``path`` as ``incident_id``; its events, and the incident right after each."""
+    path.replay(flow, incident_id=incident_id)
+    events = tuple(flow.history(incident_id))
+    incidents: list[Incident] = []
+    state: Incident | None = None
+    for event in events:
+        state = event.apply(state)
+        incidents.append(state)
+    return events, tuple(incidents)
+
+
+def _deliveries(paths: Sequence[Path], flow: IncidentFlow, checker: _Checker) -> list[_Delivery]:
+    """Replay each path on the scratch flow; one :class:`_Delivery` per event."""
     found: list[_Delivery] = []
-    with _scratch_flow(process) as flow:
-        for n, path in enumerate(paths, start=1):
-            incident_id = f"check-{n}"
-            try:
-                path.replay(flow, incident_id=incident_id)
-            except (TransitionRefused, IncidentFlowError) as error:
-                checker.problem(
-                    "harness", None, "", f"path {path} does not replay: {_describe(error)}"
-                )
-                continue
-            events = tuple(flow.history(incident_id))
-            incidents: list[Incident] = []
-            state: Incident | None = None
-            for event in events:
-                state = event.apply(state)
-                incidents.append(state)
-            found.extend(
-                _Delivery(path, index, events, tuple(incidents)) for index in range(len(events))
-            )
+    for n, path in enumerate(paths, start=1):
+        try:
+            events, incidents = _replay(flow, path, f"check-{n}")
+        except IncidentFlowError as error:
+            checker.problem("harness", None, "", f"path {path} does not replay: {_describe(error)}")
+            continue
+        found.extend(_Delivery(path, index, events, incidents) for index in range(len(events)))
     return found
 
 
@@ -645,13 +663,6 @@ def check_plugin(
         raise PluginError(
             f"{plugin!r} does not implement incident_flow_event; there is nothing to check"
         )
-    checker = _Checker(
-        notifiers[0],
-        api=api,
-        timeout=timeout,
-        vendor_delay=3 * timeout if vendor_delay is None else vendor_delay,
-        effects=effects,
-    )
     if paths is None:
         exploration = explore(process)
         chosen = list(exploration.shortest.values())
@@ -659,9 +670,18 @@ def check_plugin(
         chosen = list(paths)
     if sequences:
         chosen.extend(random_paths(process, sequences, seed=seed, max_steps=max_steps))
-    for delivery in _deliveries(chosen, process, checker):
-        checker.deliver(delivery)
-    if api is not None:
-        checker.check_faults()
-        checker.check_leftovers()
-    return checker.report()
+    with _scratch_flow(process) as flow:
+        checker = _Checker(
+            notifiers[0],
+            api=api,
+            timeout=timeout,
+            vendor_delay=3 * timeout if vendor_delay is None else vendor_delay,
+            effects=effects,
+            flow=flow,
+        )
+        for delivery in _deliveries(chosen, flow, checker):
+            checker.deliver(delivery)
+        if api is not None:
+            checker.check_faults()
+            checker.check_leftovers()
+        return checker.report()

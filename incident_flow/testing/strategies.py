@@ -134,6 +134,16 @@ _FIELDS: list[tuple[type[ev.Event], dict[str, st.SearchStrategy[Any]]]] = [
     (ev.PageAcknowledged, {"page_id": texts}),
     (ev.FollowUpAdded, {"title": texts, "owner": st.none() | people}),
     (
+        ev.ExternalRefRecorded,
+        {
+            "system": texts,
+            "kind": texts,
+            "external_id": texts,
+            "source": st.just("") | texts,
+            "url": st.none() | texts,
+        },
+    ),
+    (
         ev.ReminderDue,
         {
             "reminder": texts,
