@@ -29,6 +29,7 @@ RUNNABLE_PAGES = [
     "postmortem.md",
     "audit.md",
     "hooks.md",
+    "adapters.md",
     "process.md",
     "api.md",
     "stores.md",
