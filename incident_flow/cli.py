@@ -207,6 +207,11 @@ def _describe(incident: Incident, process: Process) -> list[str]:
     for follow_up in incident.follow_ups:
         owner = f" (owner {follow_up.owner})" if follow_up.owner else ""
         lines.append(f"    {follow_up.id}: {follow_up.title}{owner}")
+    lines.append(f"  outside          {len(incident.external_refs) or 'none'}")
+    for ref in incident.external_refs:
+        source = f" for {ref.source}" if ref.source else ""
+        url = f" {ref.url}" if ref.url else ""
+        lines.append(f"    {ref.system} {ref.kind} {ref.external_id}{source}{url}")
     lines.append("  checklist")
     marks = {ItemState.OPEN: "[ ]", ItemState.DONE: "[x]", ItemState.WAIVED: "[-]"}
     width = max((len(item.name) for item in incident.checklist), default=0)

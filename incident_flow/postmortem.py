@@ -47,6 +47,7 @@ from incident_flow.events import (
     ChecklistItemCompleted,
     ChecklistItemWaived,
     Event,
+    ExternalRefRecorded,
     FalsePositiveMarked,
     FollowUpAdded,
     IncidentDeclared,
@@ -662,6 +663,7 @@ class _Writer:
             self.warnings(),
             self.checklist(),
             self.follow_ups(),
+            self.outside(),
             self.other_actions(),
             self.phases(),
             self.footnotes(),
@@ -921,6 +923,8 @@ class _Writer:
         pages: dict[str, str] = {}
         current: date | None = None
         for event in events:
+            if isinstance(event, ExternalRefRecorded):
+                continue  # bookkeeping of the adapters: listed in its own section
             if isinstance(event, PageSent):
                 pages[event.page_id] = event.target
             if len(days) > 1 and _day(event.at) != current:
@@ -1166,6 +1170,29 @@ class _Writer:
                 f"- {_inline(follow_up.id)}: {_inline(follow_up.title)} ({owner}; added by "
                 f"{_inline(follow_up.by)} at {format_utc(follow_up.at)})"
             )
+        return lines
+
+    def outside(self) -> list[str]:
+        """What the adapters made outside: channels, alerts, status-page incidents, issues.
+        Messages are counted, not listed."""
+        refs = self.incident.external_refs
+        if not refs:
+            return []
+        lines = ["## Outside incident_flow", ""]
+        messages: dict[str, int] = {}
+        for ref in refs:
+            if ref.kind == "message":
+                messages[ref.system] = messages.get(ref.system, 0) + 1
+                continue
+            where = f": {_link(ref.url)}" if ref.url else ""
+            lines.append(
+                f"- {_inline(ref.system)} {_inline(ref.kind)} {_inline(ref.external_id)}{where} "
+                f"({format_utc(ref.at)})"
+            )
+        lines += [
+            f"- {_inline(system)}: {count} message{'s' * (count != 1)} posted"
+            for system, count in messages.items()
+        ]
         return lines
 
     def other_actions(self) -> list[str]:

@@ -105,6 +105,27 @@ def test_show(demo: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> Non
     assert "support@sourcegraph.com" in out
 
 
+def test_show_lists_what_adapters_made_outside(
+    demo: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, incident_id = demo
+    with IncidentFlow(
+        store=SQLiteStore(db), entry_points=False, deliver=False, reminders=False
+    ) as flow:
+        flow.record_external(
+            incident_id,
+            system="slack",
+            kind="channel",
+            external_id="C0123",
+            url="https://slack.com/app_redirect?channel=C0123",
+            by="slack",
+        )
+    assert main(["show", incident_id, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "outside          1" in out
+    assert "slack channel C0123 https://slack.com/app_redirect?channel=C0123" in out
+
+
 def test_show_json(demo: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
     db, incident_id = demo
     assert main(["show", incident_id, "--db", str(db), "--json"]) == 0

@@ -936,3 +936,40 @@ def test_a_process_the_events_do_not_know_still_renders(
     markdown = render_postmortem(flow.history(i), other)
     assert [m["name"] for m in tasks(markdown)] == ["Identified", "Mitigating"]
     assert "- 09:01 alice assigned bob as Lead" in markdown
+
+
+def test_what_adapters_made_is_listed_and_kept_out_of_the_timeline(
+    flow: IncidentFlow, clock: FakeClock
+) -> None:
+    incident = flow.declare(
+        "Search is down", severity=Severity.MAJOR, customer_impact=False, by="alice"
+    )
+    clock.set(at(1))
+    flow.record_external(
+        incident.id,
+        system="slack",
+        kind="channel",
+        external_id="C0123",
+        url="https://slack.com/app_redirect?channel=C0123",
+        by="slack",
+    )
+    for n in range(3):
+        flow.record_external(
+            incident.id,
+            system="slack",
+            kind="message",
+            external_id=f"1700000000.00{n}",
+            source=f"k{n}",
+            by="slack",
+        )
+    flow.record_external(
+        incident.id, system="opsgenie", kind="alert", external_id="inc-1-page-2", by="opsgenie"
+    )
+    markdown = render_postmortem(flow.history(incident.id))
+    assert section(markdown, "## Outside incident_flow").splitlines() == [
+        "- slack channel C0123: [https://slack.com/app_redirect?channel=C0123]"
+        "(<https://slack.com/app_redirect?channel=C0123>) (2024-03-01 09:01 UTC)",
+        "- opsgenie alert inc-1-page-2 (2024-03-01 09:01 UTC)",
+        "- slack: 3 messages posted",
+    ]
+    assert "ExternalRefRecorded" not in section(markdown, "## Timeline (UTC)")
