@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from incident_flow import HANDBOOK, Role
+from incident_flow import HANDBOOK, Event, Role, hookimpl
 from incident_flow.errors import PluginError
+from incident_flow.events import ReminderDue
 from incident_flow.testing.commands import Command, Declaration
 from incident_flow.testing.paths import Path, Step
 from incident_flow.testing.plugins import (
@@ -218,3 +219,39 @@ def test_a_plugin_without_the_hook_is_refused() -> None:
 
     with pytest.raises(PluginError, match="incident_flow_event"):
         check_plugin(Nothing(), paths=[], sequences=0)
+
+
+def test_reminders_that_fall_due_after_a_path_are_delivered() -> None:
+    """Each path is followed by 31 minutes: the unanswered page and the status update due are
+    delivered too, so a plugin's reactions to reminders are checked."""
+    paged = _path((Command("page", "alice", (("target", "search-oncall"), ("message", "down"))),))
+    seen: list[tuple[str, str, int]] = []
+
+    class ReminderRecorder:
+        incident_flow_name = "reminder-recorder"
+
+        @hookimpl
+        def incident_flow_event(self, event: Event, key: str) -> None:
+            if isinstance(event, ReminderDue):
+                seen.append((key, event.reminder, event.missed))
+
+    report = check_plugin(ReminderRecorder(), paths=[paged], sequences=0)
+
+    assert report.ok, str(report)
+    assert report.events_delivered["ReminderDue"] == 2
+    first = [(reminder, missed) for key, reminder, missed in seen if key.startswith("check-1:")]
+    # Delivered, then redelivered with the same key: each twice.
+    assert sorted(first) == sorted(2 * [("page_unacknowledged", 2), ("status_update_due", 0)])
+
+
+def test_reminders_after_none_delivers_no_reminder(api: VendorAPI) -> None:
+    report = check_plugin(
+        StatuspageAdapter(api.base_url),
+        api=api,
+        paths=[STATUS_PATH],
+        sequences=0,
+        reminders_after=None,
+    )
+
+    assert report.ok, str(report)
+    assert "ReminderDue" not in report.events_delivered

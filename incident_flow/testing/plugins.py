@@ -6,7 +6,11 @@ not through a delivery worker) with the events of:
 
 - the shortest path to each transition of the process
   (:func:`~incident_flow.testing.paths.explore`), or the ``paths`` given;
-- ``sequences`` random valid command sequences, drawn deterministically from ``seed``.
+- ``sequences`` random valid command sequences, drawn deterministically from ``seed``;
+
+each followed by the reminders that fall due in the ``reminders_after`` (31 minutes) after it
+(a status update due, an unanswered page), so that a plugin's reactions to ``ReminderDue`` are
+checked too.
 
 Each path is replayed on a scratch flow (memory store, no plugins, no delivery) under an
 incident id of its own, ``check-<n>``; each of its events is delivered with the incident right
@@ -70,6 +74,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence, Sized
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import attrs
@@ -107,6 +112,9 @@ CHECKS: tuple[str, ...] = ("events", "idempotency", "vendor-errors", "requests",
 
 RETRY_AFTER = 7
 """The ``Retry-After`` (seconds) of the injected HTTP 429."""
+
+REMINDERS_AFTER = timedelta(minutes=31)
+"""How long the clock moves on after each path by default, so that its reminders fall due."""
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -309,9 +317,11 @@ class _Checker:
         vendor_delay: float,
         effects: Callable[[], object] | None,
         flow: IncidentFlow,
+        wait: timedelta | None,
     ) -> None:
         self.notifier = notifier
         self.flow = flow
+        self.wait = wait
         self.name = notifier.plugin
         self.api = api
         self.timeout = timeout
@@ -492,7 +502,7 @@ class _Checker:
         self.faults += 1
         fresh = f"{delivery.event.incident_id}-fault-{self.faults}"
         try:
-            events, incidents = _replay(self.flow, delivery.path, fresh)
+            events, incidents = _replay(self.flow, delivery.path, fresh, self.wait)
         except IncidentFlowError as error:
             self.problem("harness", delivery, "", f"path does not replay: {_describe(error)}")
             return
@@ -590,10 +600,16 @@ class _Checker:
 
 
 def _replay(
-    flow: IncidentFlow, path: Path, incident_id: str
+    flow: IncidentFlow, path: Path, incident_id: str, wait: timedelta | None
 ) -> tuple[tuple[Event, ...], tuple[Incident, ...]]:
-    """Replay ``path`` as ``incident_id``; its events, and the incident right after each."""
+    """Replay ``path`` as ``incident_id``, then let ``wait`` pass and record the reminders that
+    fell due; its events, and the incident right after each."""
     path.replay(flow, incident_id=incident_id)
+    if wait is not None:
+        clock = flow.clock
+        assert isinstance(clock, FakeClock)
+        clock.advance(wait)
+        flow.fire_reminders(incident_id)
     events = tuple(flow.history(incident_id))
     incidents: list[Incident] = []
     state: Incident | None = None
@@ -608,7 +624,7 @@ def _deliveries(paths: Sequence[Path], flow: IncidentFlow, checker: _Checker) ->
     found: list[_Delivery] = []
     for n, path in enumerate(paths, start=1):
         try:
-            events, incidents = _replay(flow, path, f"check-{n}")
+            events, incidents = _replay(flow, path, f"check-{n}", checker.wait)
         except IncidentFlowError as error:
             checker.problem("harness", None, "", f"path {path} does not replay: {_describe(error)}")
             continue
@@ -628,6 +644,7 @@ def check_plugin(
     paths: Sequence[Path] | None = None,
     vendor_delay: float | None = None,
     max_steps: int = 25,
+    reminders_after: timedelta | None = REMINDERS_AFTER,
 ) -> PluginReport:
     """Check that ``plugin`` keeps the notification contract; see the module docstring.
 
@@ -651,6 +668,9 @@ def check_plugin(
         vendor_delay: How late the vendor answers in the timeout check; default
             ``3 * timeout``. It should exceed the plugin's own client timeout.
         max_steps: The longest random sequence.
+        reminders_after: How long the clock moves on after each path, before the reminders
+            that fell due by then are recorded and delivered with the path's events (31
+            minutes: a status update due, an unanswered page); None delivers no reminder.
 
     Returns:
         The report; call :meth:`PluginReport.raise_for_problems` to fail a test with it.
@@ -678,7 +698,9 @@ def check_plugin(
     gc.collect()
     gc.freeze()
     try:
-        return _check(notifiers[0], chosen, process, api, timeout, vendor_delay, effects)
+        return _check(
+            notifiers[0], chosen, process, api, timeout, vendor_delay, effects, reminders_after
+        )
     finally:
         gc.unfreeze()
 
@@ -691,6 +713,7 @@ def _check(
     timeout: float,
     vendor_delay: float | None,
     effects: Callable[[], object] | None,
+    wait: timedelta | None,
 ) -> PluginReport:
     with _scratch_flow(process) as flow:
         checker = _Checker(
@@ -700,6 +723,7 @@ def _check(
             vendor_delay=3 * timeout if vendor_delay is None else vendor_delay,
             effects=effects,
             flow=flow,
+            wait=wait,
         )
         for delivery in _deliveries(chosen, flow, checker):
             checker.deliver(delivery)
