@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
-from incident_flow import Event, hookimpl
+from incident_flow import Event, Incident, IncidentFlow, hookimpl
+from incident_flow.adapters import once
 from incident_flow.errors import PermanentDeliveryError
+from incident_flow.events import ExternalRefRecorded
 
 
 def _write(line: str) -> None:
@@ -34,3 +36,24 @@ class Refusing:
     @hookimpl
     def incident_flow_event(self, event: Event) -> None:
         raise PermanentDeliveryError("HTTP 404: channel_not_found")
+
+
+class ChannelMaker:
+    """Records one 'channel' per incident through the flow the worker hands it."""
+
+    incident_flow_name = "channel-maker"
+
+    @hookimpl
+    def incident_flow_event(
+        self, event: Event, incident: Incident, key: str, flow: IncidentFlow | None
+    ) -> None:
+        if isinstance(event, ExternalRefRecorded):
+            return
+
+        def make() -> tuple[str, str | None]:
+            _write(f"{key} made a channel")
+            return f"C-{incident.id}", None
+
+        once(
+            flow, incident.id, system="chat", kind="channel", by=self.incident_flow_name, make=make
+        )

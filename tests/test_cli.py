@@ -439,6 +439,24 @@ def test_worker_once_records_due_reminders_and_delivers_them(
     assert len(received(record)) == 2
 
 
+def test_worker_hands_its_plugins_a_flow_over_the_same_store(tmp_path: Path, record: Path) -> None:
+    from tests.cli_plugins import ChannelMaker
+
+    db = str(tmp_path / "incidents.db")
+    incident_id = committed_without_delivery(db, ChannelMaker())
+
+    argv = ["worker", "--db", db, "--plugin", "tests.cli_plugins:ChannelMaker", "--once"]
+    assert main([*argv, "--no-entry-points"]) == 0
+
+    assert received(record) == [f"{incident_id}:1:channel-maker made a channel"]
+    with IncidentFlow(
+        store=SQLiteStore(db), entry_points=False, deliver=False, reminders=False
+    ) as flow:
+        ref = flow.get(incident_id).external_ref("chat", "channel")
+        assert ref is not None
+        assert (ref.external_id, ref.by) == (f"C-{incident_id}", "channel-maker")
+
+
 def test_worker_without_a_plugin_refuses_to_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
