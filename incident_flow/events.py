@@ -407,7 +407,8 @@ class ExternalRefRecorded(Event):
     """ExternalRefRecorded: an adapter made something outside for this incident (a channel, an
     alert, a status-page incident, an issue) and records its id, so that it is never made twice.
 
-    ``actor`` is the plugin's name. It changes nothing else on the incident, in any phase.
+    ``actor`` is the plugin's name. It changes nothing else on the incident, in any phase, and
+    it is not delivered to plugins: it is their own bookkeeping.
     """
 
     system: str

@@ -724,6 +724,11 @@ class IncidentFlow:
         and asked of no guard. Recording the same reference again (same ``system``, ``kind``,
         ``source`` and ``external_id``) writes nothing and returns the incident as it is.
 
+        The event is bookkeeping of the plugins, not a change of the incident: it is not
+        delivered to plugins (no outbox row), so recording never sets off more deliveries. A
+        plugin that needs another's reference (the Slack channel, say) reads it from
+        ``flow.get(incident_id).external_refs``.
+
         Args:
             incident_id: The incident.
             system: The adapter or vendor (``slack``).
@@ -769,7 +774,7 @@ class IncidentFlow:
             )
             current = event.apply(incident)
             try:
-                self._commit(incident, [event], [current])
+                self._commit(incident, [event], [current], notify=False)
             except ConcurrencyConflict as conflict:
                 lost = conflict
                 self._forget(incident_id)
@@ -947,9 +952,14 @@ class IncidentFlow:
         ]
 
     def _commit(
-        self, before: Incident | None, events: Sequence[Event], steps: Sequence[Incident]
+        self,
+        before: Incident | None,
+        events: Sequence[Event],
+        steps: Sequence[Incident],
+        *,
+        notify: bool = True,
     ) -> None:
-        notifiers = self.plugins.notifiers
+        notifiers = self.plugins.notifiers if notify else ()
         deliveries = [
             Delivery(event.incident_id, event.version, notifier.plugin)
             for event in events

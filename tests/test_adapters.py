@@ -58,6 +58,26 @@ def test_record_external_appends_an_event_and_a_reference(flow: IncidentFlow) ->
     assert after.phase == incident.phase
 
 
+def test_a_recorded_reference_is_not_delivered_to_plugins(clock: FakeClock) -> None:
+    plugin = Channeler()
+    with IncidentFlow(clock=clock, plugins=[plugin], entry_points=False, reminders=False) as flow:
+        incident = declare(flow)
+        assert flow.drain(timeout=10)
+        # The plugin recorded its channel (version 2): no delivery is queued for that event.
+        current = flow.get(incident.id)
+        assert current.version == 2
+        assert [(d.version, d.plugin) for d in flow.deliveries()] == [(1, "channeler")]
+        flow.record_external(incident.id, system="chat", kind="topic", external_id="t", by="p")
+        assert [d.version for d in flow.deliveries()] == [1]
+        # A later command's event is delivered as usual, in order after the gap.
+        flow.assign(incident.id, "lead", "bob", by="alice")
+        assert flow.drain(timeout=10)
+        assert [(d.version, d.status) for d in flow.deliveries()] == [
+            (1, "delivered"),
+            (4, "delivered"),
+        ]
+
+
 def test_recording_the_same_reference_again_writes_nothing(flow: IncidentFlow) -> None:
     incident = declare(flow)
     first = flow.record_external(
