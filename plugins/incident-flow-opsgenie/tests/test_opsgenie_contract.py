@@ -2,7 +2,8 @@
 
 Besides the shortest path to every transition of the handbook and a few random sequences, it
 replays paths that page and then acknowledge, resolve or dismiss the incident, so that every
-alert operation is sent, redelivered and failed (429, 503, 400, a slow answer).
+alert operation is sent, redelivered and failed (429, 503, 400, a slow answer); the reminder
+the harness lets fall due after a path whose page is still open escalates it.
 """
 
 from __future__ import annotations
@@ -63,4 +64,6 @@ def test_the_adapter_keeps_the_plugin_contract(
         ("POST", "/v2/alerts"),
         ("POST", "/v2/alerts/{identifier}/acknowledge"),
         ("POST", "/v2/alerts/{identifier}/close"),
+        # The harness lets 31 minutes pass after each path: a page still open then escalates.
+        ("POST", "/v2/alerts/{identifier}/responders"),
     } <= operations

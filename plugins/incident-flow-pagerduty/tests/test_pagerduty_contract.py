@@ -96,6 +96,16 @@ def test_the_contract_holds_against_the_events_api(
     report.raise_for_problems()
     for kind in ("PageSent", "PageAcknowledged", "OwnershipAcknowledged", "FalsePositiveMarked"):
         assert report.events_delivered[kind] > 0
+    # The harness lets 31 minutes pass after each path: a page still open then escalates, a
+    # trigger on the escalation routing key.
+    assert report.events_delivered["ReminderDue"] > 0
+    escalations = [
+        r
+        for r in events_api.requests_to("POST", "/enqueue")
+        if r.body.get("routing_key") == known.escalation_key
+    ]
+    assert escalations
+    assert {r.body["event_action"] for r in escalations} >= {"trigger"}
     assert rest_api.invalid_requests == []
 
 
