@@ -35,7 +35,7 @@ def make_config(github_api: VendorAPI) -> Callable[..., GitHubConfig]:
             "repository": "acme/incidents",
             "api_url": github_api.base_url,
             "incident_url_template": INCIDENT_URL,
-            "timeout": 0.5,
+            "timeout": 2.0,
         }
         settings.update(changes)
         return GitHubConfig(**settings)

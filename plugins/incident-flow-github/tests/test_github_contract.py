@@ -31,7 +31,7 @@ class LinkingGitHubPlugin(GitHubPlugin):
 def test_the_plugin_keeps_the_contract(
     github_api: VendorAPI, make_config: Callable[..., GitHubConfig]
 ) -> None:
-    plugin = LinkingGitHubPlugin(make_config(timeout=0.5))
+    plugin = LinkingGitHubPlugin(make_config(timeout=1.0))
     try:
         report = check_plugin(plugin, api=github_api, timeout=3.0, sequences=3)
     finally:

@@ -113,10 +113,11 @@ def test_a_5xx_is_retried_and_the_retry_does_only_what_is_left(
 
 def test_a_slow_answer_is_a_retriable_timeout(
     github_api: VendorAPI,
-    plugin: GitHubPlugin,
+    make_plugin: Callable[..., GitHubPlugin],
     quiet_flow: IncidentFlow,
     drive: Callable[[IncidentFlow], str],
 ) -> None:
+    plugin = make_plugin(timeout=0.5)
     event = _resolution(quiet_flow, drive, "acme/web#12")
     github_api.delay("POST", COMMENTS, seconds=2)  # the client gives up after 0.5 s
 

@@ -39,7 +39,7 @@ def make_config(opsgenie_api: VendorAPI) -> Callable[..., OpsgenieConfig]:
         settings: dict[str, Any] = {
             "api_key": Secret(API_KEY),
             "api_url": opsgenie_api.base_url,
-            "timeout": 0.5,
+            "timeout": 2.0,
             "schedule": "Search on-call",
             "escalate_to": Responder("team", "SRE"),
         }

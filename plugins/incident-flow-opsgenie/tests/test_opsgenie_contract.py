@@ -8,6 +8,8 @@ the harness lets fall due after a path whose page is still open escalates it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from incident_flow_opsgenie import OpsgeniePlugin
 
 from incident_flow import HANDBOOK, Role
@@ -52,11 +54,12 @@ PAGING_PATHS = (
 
 
 def test_the_adapter_keeps_the_plugin_contract(
-    opsgenie_api: VendorAPI, plugin: OpsgeniePlugin
+    opsgenie_api: VendorAPI, make_plugin: Callable[..., OpsgeniePlugin]
 ) -> None:
     paths = [*explore(HANDBOOK).shortest.values(), *PAGING_PATHS]
+    plugin = make_plugin(timeout=1.0)  # well under the check's own timeout
 
-    report = check_plugin(plugin, api=opsgenie_api, paths=paths, sequences=3, timeout=2.0)
+    report = check_plugin(plugin, api=opsgenie_api, paths=paths, sequences=3, timeout=3.0)
 
     report.raise_for_problems()
     operations = {(r.method, r.operation) for r in opsgenie_api.requests}

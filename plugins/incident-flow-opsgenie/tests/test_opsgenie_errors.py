@@ -82,11 +82,12 @@ def test_a_server_error_is_retriable(
 
 def test_a_slow_opsgenie_is_retriable_after_the_client_timeout(
     quiet_flow: IncidentFlow,
-    plugin: OpsgeniePlugin,
+    make_plugin: Callable[..., OpsgeniePlugin],
     opsgenie_api: VendorAPI,
     paged: str,
     deliver: Deliver,
 ) -> None:
+    plugin = make_plugin(timeout=0.5)
     opsgenie_api.delay("POST", CREATE, seconds=plugin.config.timeout * 4)
 
     with pytest.raises(RetryableDeliveryError, match=r"no answer within 0\.5 s"):

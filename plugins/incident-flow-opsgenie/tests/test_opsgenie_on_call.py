@@ -91,7 +91,12 @@ def test_other_vendor_errors_reach_the_person_asking(
     assert f"HTTP {status}" in str(caught.value)
 
 
-def test_a_slow_answer_is_a_retriable_error(flow: IncidentFlow, opsgenie_api: VendorAPI) -> None:
+def test_a_slow_answer_is_a_retriable_error(
+    make_flow: Callable[..., IncidentFlow],
+    make_plugin: Callable[..., OpsgeniePlugin],
+    opsgenie_api: VendorAPI,
+) -> None:
+    flow = make_flow(make_plugin(timeout=0.5))
     opsgenie_api.delay("GET", ON_CALLS, seconds=2)
 
     with pytest.raises(RetryableDeliveryError):

@@ -34,8 +34,9 @@ def slack_api(vendor_api: Callable[..., VendorAPI]) -> VendorAPI:
 
 
 def make_config(api: VendorAPI, **settings: Any) -> SlackConfig:
-    """Settings pointing at ``api``, with a client timeout well under check_plugin's."""
-    settings.setdefault("timeout", 1.0)
+    """Settings pointing at ``api``, with a client timeout well under check_plugin's and well
+    over what a healthy local server takes on a busy machine."""
+    settings.setdefault("timeout", 2.0)
     return SlackConfig(bot_token=TOKEN, api_url=api.base_url + "/", **settings)
 
 
