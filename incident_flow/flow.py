@@ -752,11 +752,8 @@ class IncidentFlow:
             "source": _text(source, "source", limit=MAX_TITLE, empty_ok=True),
             "url": None if url is None else _text(url, "url"),
         }
-        lost: ConcurrencyConflict | None = None
-        for attempt in range(self._attempts):
-            if attempt:
-                time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
-            incident = self._latest(incident_id, trust_cache=attempt == 0)
+
+        def build(incident: Incident) -> builtins.list[Event]:
             if any(
                 ref.system == fields["system"]
                 and ref.kind == fields["kind"]
@@ -764,25 +761,19 @@ class IncidentFlow:
                 and ref.external_id == fields["external_id"]
                 for ref in incident.external_refs
             ):
-                return incident
-            event = ExternalRefRecorded(
-                incident_id=incident_id,
-                version=incident.version + 1,
-                at=max(self.clock.now(), incident.updated_at),
-                actor=actor,
-                **fields,
-            )
-            current = event.apply(incident)
-            try:
-                self._commit(incident, [event], [current], notify=False)
-            except ConcurrencyConflict as conflict:
-                lost = conflict
-                self._forget(incident_id)
-                continue
-            self._remember(current)
-            return current
-        assert lost is not None
-        raise lost
+                return []  # recorded already: by an earlier call, or by the one we raced
+            return [
+                ExternalRefRecorded(
+                    incident_id=incident_id,
+                    version=incident.version + 1,
+                    at=max(self.clock.now(), incident.updated_at),
+                    actor=actor,
+                    **fields,
+                )
+            ]
+
+        incident, _ = self._append(incident_id, build, notify=False)
+        return incident
 
     def waive_item(
         self, incident_id: str, item: str, *, reason: str, by: str, at: datetime | None = None
@@ -838,13 +829,8 @@ class IncidentFlow:
     ) -> Incident:
         incident_id = self._id(incident_id)
         actor = _actor(by)
-        lost: ConcurrencyConflict | None = None
-        for attempt in range(self._attempts):
-            if attempt:
-                # Writers that keep colliding step aside for a random, growing while.
-                time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
-            # The first try trusts the cached state; a conflict proves it stale and reloads.
-            incident = self._latest(incident_id, trust_cache=attempt == 0)
+
+        def build(incident: Incident) -> builtins.list[Event]:
             if check_item and incident.item(payload["item"]) is None:
                 names = ", ".join(item.name for item in incident.checklist) or "none"
                 raise UnknownChecklistItemError(
@@ -859,20 +845,55 @@ class IncidentFlow:
             decision = self._decide(incident, context)
             if not decision.allowed:
                 raise TransitionRefused(incident_id, action, incident.phase, decision.unmet)
-            new_events = self._events_for(incident, decision, context)
+            return self._events_for(incident, decision, context)
+
+        incident, _ = self._append(incident_id, build)
+        return incident
+
+    def _append(
+        self,
+        incident_id: str,
+        build: Callable[[Incident], builtins.list[Event]],
+        *,
+        trust_cache: bool = True,
+        notify: bool = True,
+    ) -> tuple[Incident, builtins.list[Event]]:
+        """Load the incident, ``build`` its new events from it, append them with its version
+        checked; the incident after them, and the events.
+
+        Every write but a declaration goes this way. When someone else appended first, the
+        incident is loaded again and ``build`` asked again, on the new state (a command's
+        guards are decided again), after a random, growing pause; the last
+        :class:`ConcurrencyConflict` is raised when the attempts run out. ``build`` returning
+        no event writes nothing; ``build`` raising (a refusal) writes nothing either.
+
+        Args:
+            trust_cache: Let the first attempt use the cached incident (a stale one costs a
+                conflict and a reload, never a lost update).
+            notify: Queue a delivery of the events to every plugin.
+        """
+        lost: ConcurrencyConflict | None = None
+        for attempt in range(self._attempts):
+            if attempt:
+                # Writers that keep colliding step aside for a random, growing while.
+                time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
+            incident = self._latest(incident_id, trust_cache=trust_cache and attempt == 0)
+            events = build(incident)
+            if not events:
+                return incident, events
             steps: builtins.list[Incident] = []
             current = incident
-            for event in new_events:
+            for event in events:
                 current = event.apply(current)
                 steps.append(current)
             try:
-                self._commit(incident, new_events, steps)
+                self._commit(incident, events, steps, notify=notify)
             except ConcurrencyConflict as conflict:
                 lost = conflict
                 self._forget(incident_id)  # stale: whoever tries next decides on the new state
-                continue  # someone else wrote first: decide again on the new state
+                continue
             self._remember(current)
-            return current
+            return current, events
         assert lost is not None
         raise lost
 
@@ -999,29 +1020,18 @@ class IncidentFlow:
         return recorded
 
     def _fire(self, incident_id: str) -> builtins.list[ReminderDue]:
-        for attempt in range(self._attempts):
-            incident = self._latest(incident_id, trust_cache=False)
+        def build(incident: Incident) -> builtins.list[Event]:
             now = max(self.clock.now(), incident.updated_at)
             dues = due_reminders(incident, self.process, now)
-            if not dues:
-                return []
-            events = self._reminder_events(incident, dues, now)
-            steps: builtins.list[Incident] = []
-            current = incident
-            for event in events:
-                current = event.apply(current)
-                steps.append(current)
-            try:
-                self._commit(incident, events, steps)
-            except ConcurrencyConflict:
-                self._forget(incident_id)  # someone else wrote (perhaps these very reminders)
-                if attempt:
-                    time.sleep(random.uniform(0, CONFLICT_BACKOFF * 2 ** min(attempt, 6)))
-                continue
-            self._remember(current)
-            return events
-        logger.warning("reminders of %s not recorded: the incident kept changing", incident_id)
-        return []
+            return list(self._reminder_events(incident, dues, now)) if dues else []
+
+        try:
+            # Always the stored state: another worker may have recorded these very reminders.
+            _, events = self._append(incident_id, build, trust_cache=False)
+        except ConcurrencyConflict:
+            logger.warning("reminders of %s not recorded: the incident kept changing", incident_id)
+            return []
+        return [event for event in events if isinstance(event, ReminderDue)]
 
     def _remind(self) -> None:
         failing = False
