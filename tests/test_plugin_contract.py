@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
 from incident_flow import HANDBOOK, Event, Role, hookimpl
-from incident_flow.errors import PluginError
+from incident_flow.errors import InvalidFieldError, PluginError
 from incident_flow.events import ReminderDue
 from incident_flow.testing.commands import Command, Declaration
 from incident_flow.testing.paths import Path, Step
@@ -255,3 +256,9 @@ def test_reminders_after_none_delivers_no_reminder(api: VendorAPI) -> None:
 
     assert report.ok, str(report)
     assert "ReminderDue" not in report.events_delivered
+
+
+@pytest.mark.parametrize("wait", [timedelta(minutes=-1), 31])
+def test_reminders_after_must_be_a_duration(wait: object) -> None:
+    with pytest.raises(InvalidFieldError, match="reminders_after"):
+        check_plugin(StatuspageAdapter("http://127.0.0.1:9"), reminders_after=wait)  # type: ignore[arg-type]

@@ -82,6 +82,7 @@ import attrs
 from incident_flow.clock import FakeClock
 from incident_flow.errors import (
     IncidentFlowError,
+    InvalidFieldError,
     PermanentDeliveryError,
     PluginError,
     RetryableDeliveryError,
@@ -678,7 +679,16 @@ def check_plugin(
     Raises:
         incident_flow.errors.PluginError: ``plugin`` cannot be registered, or does not
             implement ``incident_flow_event``.
+        incident_flow.errors.InvalidFieldError: ``reminders_after`` is not a timedelta >= 0.
     """
+    if reminders_after is not None and (
+        not isinstance(reminders_after, timedelta) or reminders_after < timedelta(0)
+    ):
+        raise InvalidFieldError(
+            f"reminders_after must be a timedelta >= 0 (or None for no reminder), not "
+            f"{reminders_after!r}",
+            field="reminders_after",
+        )
     notifiers = PluginRegistry([plugin], entry_points=False).notifiers
     if not notifiers:
         raise PluginError(
